@@ -1,0 +1,91 @@
+using CriShim.NativeInterop;
+
+namespace CriShim.NativeInterop.Tests;
+
+public class FileSystemsTests
+{
+    [Fact]
+    public void StatFsOfProcReportsTheProcMagic()
+    {
+        var stats = FileSystems.StatFs("/proc");
+        Assert.Equal(0x9fa0, stats.Type);
+    }
+
+    [Fact]
+    public void StatFsOfRootAgreesWithDriveInfo()
+    {
+        var stats = FileSystems.StatFs("/");
+        var drive = new DriveInfo("/");
+        Assert.Equal((ulong)drive.TotalSize, stats.TotalBytes);
+        Assert.True(stats.UsedInodes > 0);
+    }
+
+    [Fact]
+    public void StatFsOfMissingPathCarriesErrnoAndCall()
+    {
+        var e = Assert.Throws<NativeCallException>(() => FileSystems.StatFs("/no/such/path"));
+        Assert.Equal(2, e.Errno);
+        Assert.Equal("statfs", e.Call);
+        Assert.Contains("/no/such/path", e.Message);
+        Assert.True(e.IsNotFound);
+    }
+}
+
+public class MountsTests
+{
+    [Fact]
+    public void BindMountIsVisibleAndUnmountRemovesIt()
+    {
+        string source = Directory.CreateTempSubdirectory("crishim-src").FullName;
+        string target = Directory.CreateTempSubdirectory("crishim-dst").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(source, "marker"), "x");
+            Mounts.Mount(source, target, null, MountFlags.Bind);
+            Assert.True(File.Exists(Path.Combine(target, "marker")));
+            Mounts.Unmount(target);
+            Assert.False(File.Exists(Path.Combine(target, "marker")));
+            Assert.False(Mounts.TryUnmount(target));
+        }
+        finally
+        {
+            Mounts.TryUnmount(target, UnmountFlags.Detach);
+            Directory.Delete(source, true);
+            Directory.Delete(target, true);
+        }
+    }
+
+    [Fact]
+    public void MountOfMissingSourceNamesBoth()
+    {
+        var e = Assert.Throws<NativeCallException>(() => Mounts.Mount("/no/such/src", "/tmp", null, MountFlags.Bind));
+        Assert.Equal("mount", e.Call);
+        Assert.Contains("/no/such/src on /tmp", e.Message);
+    }
+}
+
+public class ProcessesTests
+{
+    [Fact]
+    public void KillOfAGoneProcessReturnsFalse()
+    {
+        using var process = System.Diagnostics.Process.Start("true")!;
+        process.WaitForExit();
+        Assert.False(Processes.Kill(process.Id, 0));
+        Assert.False(Processes.IsAlive(process.Id));
+    }
+
+    [Fact]
+    public void PidFdSignalsTheProcessItPins()
+    {
+        using var process = System.Diagnostics.Process.Start("sleep", "30")!;
+        using var pidFd = Processes.OpenPidFd(process.Id);
+        Assert.True(Processes.SignalPidFd(pidFd, 9));
+        process.WaitForExit();
+        Assert.Equal(137, process.ExitCode);
+        Assert.False(Processes.SignalPidFd(pidFd, 9));
+    }
+
+    [Fact]
+    public void CurrentPidMatchesEnvironment() => Assert.Equal(Environment.ProcessId, Processes.CurrentPid);
+}

@@ -1,0 +1,81 @@
+namespace CriShim.Runtime.Config;
+
+/// <summary>The daemon's effective configuration: defaults, then the TOML file, then command-line flags.</summary>
+public sealed class CriShimConfig
+{
+    public ServerConfig Server { get; set; } = new();
+    public StateConfig State { get; set; } = new();
+    public RuntimeConfigSection Runtime { get; set; } = new();
+    public CheckpointConfig Checkpoint { get; set; } = new();
+    public CniConfig Cni { get; set; } = new();
+    public RegistriesConfig Registries { get; set; } = new();
+    public StreamingConfig Streaming { get; set; } = new();
+}
+
+public sealed class ServerConfig
+{
+    public string Socket { get; set; } = "/run/crishim/crishim.sock";
+    public string LogLevel { get; set; } = "info";
+}
+
+public sealed class StateConfig
+{
+    /// <summary>Persistent state: images, container metadata, checkpoint work dirs.</summary>
+    public string Root { get; set; } = "/var/lib/crishim";
+    /// <summary>Volatile state that a reboot clears: runtime roots, conmon sockets, exit files.</summary>
+    public string RunRoot { get; set; } = "/run/crishim";
+}
+
+public sealed class RuntimeConfigSection
+{
+    public string DefaultHandler { get; set; } = "runc";
+    public string CgroupDriver { get; set; } = "cgroupfs";
+    public string Conmon { get; set; } = "/usr/bin/conmon";
+    public Dictionary<string, RuntimeHandlerConfig> Handlers { get; set; } = new()
+    {
+        ["runc"] = new RuntimeHandlerConfig { Path = "/usr/bin/runc" },
+        ["crun"] = new RuntimeHandlerConfig { Path = "/usr/bin/crun" },
+    };
+}
+
+public sealed class RuntimeHandlerConfig
+{
+    public string Path { get; set; } = "";
+    /// <summary>The runtime's --root; empty means &lt;run_root&gt;/&lt;handler&gt;.</summary>
+    public string Root { get; set; } = "";
+}
+
+public sealed class CheckpointConfig
+{
+    public bool Enabled { get; set; } = true;
+    public string Criu { get; set; } = "criu";
+    public int DefaultTimeoutSeconds { get; set; } = 120;
+    public bool TcpEstablished { get; set; }
+    public bool ExtUnixSk { get; set; }
+    /// <summary>Path of an extra CRIU configuration file passed to every dump; empty for none.</summary>
+    public string CriuConfig { get; set; } = "";
+}
+
+public sealed class CniConfig
+{
+    public string ConfDir { get; set; } = "/etc/cni/net.d";
+    public List<string> BinDirs { get; set; } = ["/usr/lib/cni", "/opt/cni/bin"];
+    public int PluginTimeoutSeconds { get; set; } = 60;
+}
+
+public sealed class RegistriesConfig
+{
+    /// <summary>Hosts (host or host:port) reached over plain HTTP; localhost and 127.0.0.0/8 always are.</summary>
+    public List<string> Insecure { get; set; } = [];
+    /// <summary>Registry host to mirror endpoints (e.g. "docker.io" = ["http://127.0.0.1:5000"]), tried in order before it.</summary>
+    public Dictionary<string, List<string>> Mirrors { get; set; } = new();
+    public int PullTimeoutSeconds { get; set; } = 300;
+    public int MaxConcurrentDownloads { get; set; } = 3;
+}
+
+public sealed class StreamingConfig
+{
+    public string Address { get; set; } = "127.0.0.1";
+    /// <summary>0 picks a free port at start-up.</summary>
+    public int Port { get; set; }
+}

@@ -1,0 +1,78 @@
+namespace CriShim.Runtime.Config;
+
+/// <summary>The commented file that `crishim config default` prints and `make install` writes.</summary>
+public static class DefaultConfigFile
+{
+    public const string Text = """
+        # CriShim configuration (TOML). Every key is optional: a missing key keeps the default shown.
+        # Command-line flags override this file (see `crishim --help`).
+
+        [server]
+        # Unix socket the kubelet and crictl connect to (unix://<socket>).
+        socket = "/run/crishim/crishim.sock"
+        # trace, debug, info, warning, error or critical.
+        log_level = "info"
+
+        [state]
+        # Persistent state: images, layers, pod and container metadata, checkpoint work dirs.
+        root = "/var/lib/crishim"
+        # Volatile state cleared on reboot: OCI runtime roots, conmon sockets, exit files.
+        run_root = "/run/crishim"
+
+        [runtime]
+        # Handler used when a pod names none (RunPodSandboxRequest.runtime_handler = "").
+        default_handler = "runc"
+        # "cgroupfs" or "systemd"; must match the kubelet's --cgroup-driver.
+        cgroup_driver = "cgroupfs"
+        # conmon, the per-container monitor that holds stdio, writes logs and exit codes.
+        conmon = "/usr/bin/conmon"
+
+        # One table per runtime handler (the kubelet's RuntimeClass handler names).
+        # root: the runtime's --root state dir; empty means <run_root>/<handler name>.
+        [runtime.handlers.runc]
+        path = "/usr/bin/runc"
+        root = ""
+
+        [runtime.handlers.crun]
+        path = "/usr/bin/crun"
+        root = ""
+
+        [checkpoint]
+        # CheckpointContainer support (needs CRIU >= 3.16).
+        enabled = true
+        # CRIU binary, a name looked up on PATH or an absolute path.
+        criu = "criu"
+        # Limit used when a request's timeout is 0.
+        default_timeout_seconds = 120
+        # Dump established TCP connections / external unix sockets.
+        tcp_established = false
+        ext_unix_sk = false
+        # Extra CRIU configuration file for every dump; empty for none.
+        criu_config = ""
+
+        [cni]
+        # The first .conflist/.conf here, in lexical order, is the pod network.
+        conf_dir = "/etc/cni/net.d"
+        bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
+        # A plugin still running after this is killed.
+        plugin_timeout_seconds = 60
+
+        [registries]
+        # Registries reached over plain HTTP (host or host:port); localhost and 127.0.0.0/8 always are.
+        insecure = []
+        # Whole-pull limit.
+        pull_timeout_seconds = 300
+        # Layers of one image downloaded at the same time.
+        max_concurrent_downloads = 3
+
+        # Mirrors tried in order before the registry itself, per registry host, e.g.
+        # "docker.io" = ["http://127.0.0.1:5000"]
+        [registries.mirrors]
+
+        [streaming]
+        # Address and port of the exec/attach/port-forward server; port 0 picks a free port.
+        address = "127.0.0.1"
+        port = 0
+
+        """;
+}

@@ -1,0 +1,55 @@
+using CriShim.Runtime.Checkpoint;
+using CriShim.Runtime.Config;
+using CriShim.Runtime.Oci;
+
+namespace CriShim.Runtime.Daemon;
+
+/// <summary>One handler's binary as found at start-up.</summary>
+public sealed record HandlerProbe(string Name, string Path, bool Usable, string Version, string Error);
+
+/// <summary>
+/// Checks the external programs once at start-up (in the background, so the socket is up at once)
+/// and keeps the answers for Status.
+/// </summary>
+public sealed class ComponentProbe(CriShimConfig config, RuntimeHandlers handlers, ILogger<ComponentProbe> logger)
+{
+    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public IReadOnlyList<HandlerProbe> Handlers { get; private set; } = [];
+    public CriuStatus? Criu { get; private set; }
+
+    public Task Completed => _done.Task;
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var probes = new List<HandlerProbe>();
+            foreach (var runtime in handlers.All)
+            {
+                try
+                {
+                    Directory.CreateDirectory(runtime.Root);
+                    string version = await runtime.VersionAsync(cancellationToken);
+                    probes.Add(new HandlerProbe(runtime.Handler, runtime.BinaryPath, true, version, ""));
+                    logger.LogInformation("runtime handler {Handler}: {Version} ({Path})", runtime.Handler, version, runtime.BinaryPath);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    probes.Add(new HandlerProbe(runtime.Handler, runtime.BinaryPath, false, "", e.Message));
+                    logger.LogWarning("runtime handler {Handler} is not usable: {Error}", runtime.Handler, e.Message);
+                }
+            }
+            Handlers = probes;
+            Criu = config.Checkpoint.Enabled
+                ? await new Criu(config.Checkpoint.Criu).ProbeAsync(cancellationToken)
+                : new CriuStatus(false, "", 0, "checkpointing is disabled in the configuration (checkpoint.enabled = false)");
+            if (Criu.Usable) logger.LogInformation("CRIU {Version}: {Detail}", Criu.Version, Criu.Detail);
+            else logger.LogWarning("checkpointing unavailable: {Detail}", Criu.Detail);
+        }
+        finally
+        {
+            _done.TrySetResult();
+        }
+    }
+}

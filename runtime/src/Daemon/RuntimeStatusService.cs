@@ -1,0 +1,88 @@
+using System.Text.Json;
+using CriShim.Runtime.Config;
+using Runtime.V1;
+
+namespace CriShim.Runtime.Daemon;
+
+/// <summary>Answers Version, Status and RuntimeConfig from the configuration and the start-up probe.</summary>
+public sealed class RuntimeStatusService(CriShimConfig config, ComponentProbe probe, PodCidrStore podCidr)
+{
+    public const string RuntimeName = "crishim";
+    public const string ApiVersion = "v1";
+
+    public static string RuntimeVersion { get; } =
+        typeof(RuntimeStatusService).Assembly
+            .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>()
+            .FirstOrDefault()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    public VersionResponse Version() => new()
+    {
+        Version = "0.1.0",
+        RuntimeName = RuntimeName,
+        RuntimeVersion = RuntimeVersion,
+        RuntimeApiVersion = ApiVersion,
+    };
+
+    public async Task<StatusResponse> StatusAsync(bool verbose, CancellationToken cancellationToken)
+    {
+        // The probe runs once at start-up; a Status racing it waits briefly rather than report a guess.
+        await probe.Completed.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+        var response = new StatusResponse
+        {
+            Status = new RuntimeStatus { Conditions = { RuntimeReady(), NetworkReady() } },
+            Features = new RuntimeFeatures(),
+        };
+        response.RuntimeHandlers.Add(new RuntimeHandler { Name = "", Features = new RuntimeHandlerFeatures() });
+        foreach (var handler in probe.Handlers)
+        {
+            response.RuntimeHandlers.Add(new RuntimeHandler { Name = handler.Name, Features = new RuntimeHandlerFeatures() });
+        }
+        if (verbose)
+        {
+            response.Info.Add("config", ConfigJson.Serialize(config));
+            response.Info.Add("criu", JsonSerializer.Serialize(probe.Criu ?? new Checkpoint.CriuStatus(false, "", 0, "not probed"), StatusJsonContext.Default.CriuStatus));
+            response.Info.Add("runtimeHandlers", JsonSerializer.Serialize(probe.Handlers.ToList(), StatusJsonContext.Default.ListHandlerProbe));
+            response.Info.Add("podCidr", JsonSerializer.Serialize(podCidr.PodCidr, StatusJsonContext.Default.String));
+        }
+        return response;
+    }
+
+    private RuntimeCondition RuntimeReady()
+    {
+        var defaultHandler = probe.Handlers.FirstOrDefault(h => h.Name == config.Runtime.DefaultHandler);
+        if (defaultHandler is { Usable: true })
+        {
+            return new RuntimeCondition { Type = "RuntimeReady", Status = true };
+        }
+        return new RuntimeCondition
+        {
+            Type = "RuntimeReady",
+            Status = false,
+            Reason = "OCIRuntimeNotUsable",
+            Message = $"default runtime handler \"{config.Runtime.DefaultHandler}\" cannot run: {defaultHandler?.Error ?? "not probed"}",
+        };
+    }
+
+    private static RuntimeCondition NetworkReady() => new()
+    {
+        Type = "NetworkReady",
+        Status = false,
+        Reason = "NetworkPluginNotReady",
+        Message = "CNI pod networking is not implemented in this build yet; pods get a loopback-only network namespace",
+    };
+
+    public RuntimeConfigResponse RuntimeConfig() => new()
+    {
+        Linux = new LinuxRuntimeConfiguration
+        {
+            CgroupDriver = config.Runtime.CgroupDriver == "systemd" ? CgroupDriver.Systemd : CgroupDriver.Cgroupfs,
+        },
+    };
+}
+
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(Checkpoint.CriuStatus))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(List<HandlerProbe>))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(string))]
+internal sealed partial class StatusJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using CliWrap;
+using CliWrap.Buffered;
+
+namespace CriShim.Runtime.Exec;
+
+/// <summary>What an external program printed and returned.</summary>
+public sealed record CommandOutput(int ExitCode, string StandardOutput, string StandardError, TimeSpan Duration);
+
+/// <summary>An external program failed: names the tool, the arguments and what it wrote to stderr.</summary>
+public class ExternalCommandException(string tool, IReadOnlyList<string> arguments, int exitCode, string standardError)
+    : Exception($"{tool} {string.Join(' ', arguments)} failed (exit {exitCode}): {Summarize(standardError)}")
+{
+    public string Tool { get; } = tool;
+    public int ExitCode { get; } = exitCode;
+    public string StandardError { get; } = standardError;
+
+    private static string Summarize(string stderr)
+    {
+        string trimmed = stderr.Trim();
+        return trimmed.Length == 0 ? "no error output" : trimmed.Length > 2000 ? trimmed[^2000..] : trimmed;
+    }
+}
+
+/// <summary>An external program ran past its limit and was killed.</summary>
+public sealed class ExternalCommandTimeoutException(string tool, IReadOnlyList<string> arguments, TimeSpan limit)
+    : TimeoutException($"{tool} {string.Join(' ', arguments)} did not finish within {limit.TotalSeconds:0.###} s and was killed")
+{
+    public string Tool { get; } = tool;
+}
+
+/// <summary>
+/// The one way the daemon runs another program: CliWrap with a hard limit, the caller's
+/// cancellation, and stderr carried into the error. Typed wrappers (OciRuntime, Criu, ...) sit on it.
+/// </summary>
+public sealed class ExternalCommand(string tool, string path)
+{
+    public string Tool { get; } = tool;
+    public string Path { get; } = path;
+
+    public async Task<CommandOutput> RunAsync(
+        IReadOnlyList<string> arguments,
+        TimeSpan timeout,
+        CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, string?>? environment = null,
+        string? standardInput = null,
+        bool allowFailure = false)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout);
+        var command = Cli.Wrap(Path)
+            .WithArguments(arguments)
+            .WithValidation(CommandResultValidation.None);
+        if (environment is not null) command = command.WithEnvironmentVariables(environment);
+        if (standardInput is not null) command = command.WithStandardInputPipe(PipeSource.FromString(standardInput));
+
+        var stopwatch = Stopwatch.StartNew();
+        BufferedCommandResult result;
+        try
+        {
+            result = await command.ExecuteBufferedAsync(limit.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ExternalCommandTimeoutException(Tool, arguments, timeout);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new ExternalCommandException(Tool, arguments, -1, $"cannot execute {Path}: {e.Message}");
+        }
+        catch (InvalidOperationException e) when (e.InnerException is System.ComponentModel.Win32Exception inner)
+        {
+            throw new ExternalCommandException(Tool, arguments, -1, $"cannot execute {Path}: {inner.Message}");
+        }
+        var output = new CommandOutput(result.ExitCode, result.StandardOutput, result.StandardError, stopwatch.Elapsed);
+        if (result.ExitCode != 0 && !allowFailure)
+        {
+            string detail = result.StandardError.Trim().Length > 0 ? result.StandardError : result.StandardOutput;
+            throw new ExternalCommandException(Tool, arguments, result.ExitCode, detail);
+        }
+        return output;
+    }
+}

@@ -1,0 +1,73 @@
+using CriShim.Runtime.Exec;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+
+namespace CriShim.Runtime.Server;
+
+/// <summary>A domain-level "no such object"; mapped to NotFound.</summary>
+public sealed class NotFoundException(string message) : Exception(message);
+
+/// <summary>The object exists but is in the wrong state for the call; mapped to FailedPrecondition.</summary>
+public sealed class WrongStateException(string message) : Exception(message);
+
+/// <summary>
+/// Maps domain errors to gRPC status codes in one place, so services stay thin, and names the
+/// method in the UNIMPLEMENTED answer of every RPC that is not built yet.
+/// </summary>
+public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger) : Interceptor
+{
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            return await continuation(request, context);
+        }
+        catch (Exception e)
+        {
+            throw Map(e, context);
+        }
+    }
+
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context,
+        ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(request, responseStream, context);
+        }
+        catch (Exception e)
+        {
+            throw Map(e, context);
+        }
+    }
+
+    private static string MethodName(ServerCallContext context) => context.Method[(context.Method.LastIndexOf('/') + 1)..];
+
+    private RpcException Map(Exception e, ServerCallContext context)
+    {
+        string method = MethodName(context);
+        switch (e)
+        {
+            case RpcException { StatusCode: StatusCode.Unimplemented } rpc when rpc.Status.Detail.Length == 0:
+                return new RpcException(new Status(StatusCode.Unimplemented,
+                    $"method {method} not implemented: CriShim does not serve {method} yet"));
+            case RpcException rpc:
+                return rpc;
+            case NotFoundException:
+                return new RpcException(new Status(StatusCode.NotFound, e.Message));
+            case WrongStateException:
+                return new RpcException(new Status(StatusCode.FailedPrecondition, e.Message));
+            case ArgumentException:
+                return new RpcException(new Status(StatusCode.InvalidArgument, e.Message));
+            case TimeoutException:
+                return new RpcException(new Status(StatusCode.DeadlineExceeded, e.Message));
+            case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
+                return new RpcException(new Status(StatusCode.Cancelled, $"{method} cancelled by the client"));
+            default:
+                logger.LogError(e, "{Method} failed", method);
+                return new RpcException(new Status(StatusCode.Internal, e is ExternalCommandException ? e.Message : $"{method}: {e.Message}"));
+        }
+    }
+}

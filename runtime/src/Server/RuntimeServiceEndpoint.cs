@@ -1,0 +1,27 @@
+using CriShim.Runtime.Daemon;
+using Grpc.Core;
+using Runtime.V1;
+
+namespace CriShim.Runtime.Server;
+
+/// <summary>
+/// runtime.v1.RuntimeService. RPCs not overridden here fall through to the generated base, which
+/// answers UNIMPLEMENTED; <see cref="ErrorMappingInterceptor"/> names the method in that answer.
+/// </summary>
+public sealed class RuntimeServiceEndpoint(RuntimeStatusService status, PodCidrStore podCidr) : RuntimeService.RuntimeServiceBase
+{
+    public override Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>
+        Task.FromResult(status.Version());
+
+    public override Task<StatusResponse> Status(StatusRequest request, ServerCallContext context) =>
+        status.StatusAsync(request.Verbose, context.CancellationToken);
+
+    public override Task<RuntimeConfigResponse> RuntimeConfig(RuntimeConfigRequest request, ServerCallContext context) =>
+        Task.FromResult(status.RuntimeConfig());
+
+    public override Task<UpdateRuntimeConfigResponse> UpdateRuntimeConfig(UpdateRuntimeConfigRequest request, ServerCallContext context)
+    {
+        podCidr.Update(request.RuntimeConfig?.NetworkConfig?.PodCidr ?? "");
+        return Task.FromResult(new UpdateRuntimeConfigResponse());
+    }
+}

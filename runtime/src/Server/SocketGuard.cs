@@ -1,0 +1,92 @@
+using System.Net.Sockets;
+
+namespace CriShim.Runtime.Server;
+
+/// <summary>
+/// Makes the listen socket path ours: refuses when a live daemon holds it, removes a stale one
+/// left by a crash. A lock file beside the socket closes the race between two daemons starting at once.
+/// </summary>
+public sealed class SocketGuard : IDisposable
+{
+    private readonly FileStream _lock;
+
+    private SocketGuard(string socketPath, FileStream lockFile)
+    {
+        SocketPath = socketPath;
+        _lock = lockFile;
+    }
+
+    public string SocketPath { get; }
+
+    public static SocketGuard Acquire(string socketPath)
+    {
+        string directory = Path.GetDirectoryName(socketPath)!;
+        if (!Directory.Exists(directory))
+        {
+            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+                UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
+        }
+        FileStream lockFile;
+        try
+        {
+            // .NET takes an exclusive flock for FileShare.None; the kernel drops it when we die.
+            lockFile = new FileStream(socketPath + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            throw new InvalidOperationException($"another crishim daemon is already serving {socketPath} (its lock {socketPath}.lock is held)");
+        }
+        if (File.Exists(socketPath) || IsSocket(socketPath))
+        {
+            if (IsServed(socketPath))
+            {
+                lockFile.Dispose();
+                throw new InvalidOperationException($"{socketPath} is in use by a live process; not replacing it");
+            }
+            File.Delete(socketPath);
+        }
+        return new SocketGuard(socketPath, lockFile);
+    }
+
+    private static bool IsSocket(string path)
+    {
+        try
+        {
+            return (File.GetAttributes(path) & FileAttributes.Device) != 0 || new FileInfo(path).Exists;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static bool IsServed(string socketPath)
+    {
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(socketPath));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>0660 root:root, so only root and the socket's group reach the runtime.</summary>
+    public void RestrictPermissions() =>
+        File.SetUnixFileMode(SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+
+    public void Dispose()
+    {
+        try
+        {
+            File.Delete(SocketPath);
+        }
+        finally
+        {
+            _lock.Dispose();
+        }
+    }
+}
