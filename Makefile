@@ -38,14 +38,44 @@ unit-test:
 integration-test:
 	CRISHIM_BINARY=$(abspath $(AOT_OUT)/crishim) $(DOTNET) test integration -c $(CONFIGURATION) --no-build
 
-## install: the AOT binary, a default config (kept if present) and the systemd unit
+## install: the AOT binary, a default config (kept if present), the systemd unit and a default CNI bridge network (if none)
 install: publish
 	install -D -m 0755 $(AOT_OUT)/crishim $(DESTDIR)$(PREFIX)/bin/crishim
 	install -d -m 0755 $(DESTDIR)/etc/crishim
 	[ -e $(DESTDIR)/etc/crishim/crishim.toml ] || $(AOT_OUT)/crishim config default > $(DESTDIR)/etc/crishim/crishim.toml
 	install -D -m 0644 packaging/crishim.service $(DESTDIR)/etc/systemd/system/crishim.service
+	@# A default pod network (bridge crishim0, host-local 10.88.0.0/16, portmap, loopback) unless one is configured.
+	install -d -m 0755 $(DESTDIR)/etc/cni/net.d
+	if ! ls $(DESTDIR)/etc/cni/net.d/*.conflist $(DESTDIR)/etc/cni/net.d/*.conf $(DESTDIR)/etc/cni/net.d/*.json >/dev/null 2>&1; then \
+	  install -m 0644 packaging/10-crishim-bridge.conflist $(DESTDIR)/etc/cni/net.d/10-crishim-bridge.conflist; fi
 	-systemctl daemon-reload 2>/dev/null
 
 clean:
 	rm -rf out
 	$(DOTNET) clean CriShim.sln -v q
+
+## test-images: build the test images and push them to $(TEST_REGISTRY), starting docker-registry
+## there if nothing answers (storage in $(TEST_REGISTRY_DIR)); TEST_IMAGES_FLAGS="--critest --big" adds more
+TEST_REGISTRY ?= 127.0.0.1:5000
+TEST_REGISTRY_DIR ?= /var/lib/crishim-test-registry
+TEST_IMAGES_FLAGS ?=
+.PHONY: test-images
+test-images:
+	@if ! curl -fs -o /dev/null --max-time 5 http://$(TEST_REGISTRY)/v2/; then \
+	  mkdir -p $(TEST_REGISTRY_DIR); \
+	  printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n  secret: crishim-test-registry\n' \
+	    $(TEST_REGISTRY_DIR)/data $(TEST_REGISTRY) > $(TEST_REGISTRY_DIR)/config.yml; \
+	  echo "starting docker-registry on $(TEST_REGISTRY), log in $(TEST_REGISTRY_DIR)/registry.log"; \
+	  setsid docker-registry serve $(TEST_REGISTRY_DIR)/config.yml >> $(TEST_REGISTRY_DIR)/registry.log 2>&1 < /dev/null & \
+	  for attempt in $$(seq 100); do curl -fs -o /dev/null http://$(TEST_REGISTRY)/v2/ && break; sleep 0.1; done; \
+	fi
+	$(DOTNET) run --project integration/TestImages -- --registry $(TEST_REGISTRY) $(TEST_IMAGES_FLAGS)
+
+## bench: every benchmark against the AOT daemon (BENCH=Pull|Lifecycle|Checkpoint picks one); prints figures, asserts none
+BENCH ?=
+.PHONY: bench bench-pull
+bench: build publish
+	CRISHIM_BENCH=1 CRISHIM_BINARY=$(abspath $(AOT_OUT)/crishim) $(DOTNET) test integration -c $(CONFIGURATION) --no-build \
+		--filter "Category=Benchmark$(if $(BENCH),&FullyQualifiedName~$(BENCH)Benchmark)" --logger "console;verbosity=detailed"
+bench-pull:
+	$(MAKE) bench BENCH=Pull

@@ -25,9 +25,8 @@ public class FoundationTests
         var runtimeReady = Assert.Single(status.Status.Conditions, c => c.Type == "RuntimeReady");
         Assert.True(runtimeReady.Status, runtimeReady.Message);
         var networkReady = Assert.Single(status.Status.Conditions, c => c.Type == "NetworkReady");
-        Assert.False(networkReady.Status);
-        Assert.NotEmpty(networkReady.Reason);
-        Assert.NotEmpty(networkReady.Message);
+        // The harness gives every daemon its own bridge network (TestNetwork).
+        Assert.True(networkReady.Status, networkReady.Message);
         Assert.Contains(status.RuntimeHandlers, h => h.Name == "runc");
         Assert.Contains(status.RuntimeHandlers, h => h.Name == "crun");
 
@@ -91,7 +90,7 @@ public class FoundationTests
         await using var daemon = await Daemon.StartAsync();
         var calls = new (string Method, Func<Task> Call)[]
         {
-            ("RunPodSandbox", () => daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest()).ResponseAsync),
+            ("RestorePod", () => daemon.Runtime.RestorePodAsync(new RestorePodRequest()).ResponseAsync),
             ("CheckpointPod", () => daemon.Runtime.CheckpointPodAsync(new CheckpointPodRequest()).ResponseAsync),
             ("ListPodSandboxMetrics", () => daemon.Runtime.ListPodSandboxMetricsAsync(new ListPodSandboxMetricsRequest()).ResponseAsync),
             ("StreamContainers", async () =>

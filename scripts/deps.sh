@@ -21,12 +21,24 @@
 #      never touches the system libc and /proc/self/exe is the real criu binary.
 #      /usr/local/bin/criu is a tiny wrapper that sets CRIU_FAULT=130 (hardware
 #      breakpoints do not fire in our VMs; without it a dump hangs) and execs it.
+#   4. A CRIU-capable crun from Debian 13, built the same way into a second
+#      private prefix (/opt/crishim/crun). Debian 12's crun 1.8.1 is built
+#      without CRIU (`crun --version` lacks +CRIU), so `crun checkpoint` cannot
+#      work with it; /usr/bin/crun is left alone. Trixie's crun dlopen()s
+#      libcriu.so.2 (libcriu2 is only a Recommends), so the closure is computed
+#      from crun + libcriu2, pruning libcriu2's dependency on the criu package
+#      (the criu binary is the one from step 3). The entry point for runtime
+#      handlers is /opt/crishim/crun/bin/crun, a tiny wrapper that puts
+#      /usr/local/bin first in PATH (libcriu execs `criu swrk` from PATH, i.e.
+#      the step-3 wrapper, which sets CRIU_FAULT) and execs the patched crun.
 #
 # Environment knobs (all optional):
 #   CRISHIM_CRIU_PREFIX  private CRIU prefix            (default /opt/crishim/criu)
 #   CRISHIM_CRIU_MODE    patchelf | ldso                (default patchelf; ldso
 #                        runs criu through the prefix's loader with --library-path)
-#   CRISHIM_DEPS_FORCE=1 redo every step (re-download + rebuild the CRIU prefix)
+#   CRISHIM_CRUN_PREFIX  private crun prefix            (default /opt/crishim/crun;
+#                        always patchelf: crun re-executes /proc/self/exe)
+#   CRISHIM_DEPS_FORCE=1 redo every step (re-download + rebuild both prefixes)
 set -euo pipefail
 
 # ---------------------------------------------------------------------------
@@ -42,19 +54,47 @@ APT_PACKAGES=(
   # generic tools used by builds / tests
   jq curl ca-certificates xz-utils tar gzip util-linux procps psmisc kmod
   socat libcap2-bin iputils-ping uidmap
-  # needed to build the private CRIU prefix
+  # static helpers (pause, nnp) of the critest stand-in images
+  gcc libc6-dev
+  # needed to build the private CRIU / crun prefixes
   patchelf
 )
 
 DEB_DIR=/var/cache/crishim/debs
-CRIU_DEB_DIR=$DEB_DIR/criu-trixie
 CRIU_PREFIX=${CRISHIM_CRIU_PREFIX:-/opt/crishim/criu}
 CRIU_MODE=${CRISHIM_CRIU_MODE:-patchelf}
 CRIU_WRAPPER=/usr/local/bin/criu
 CRIU_FAULT_DEFAULT=130
-CRIU_STAMP=$CRIU_PREFIX/.crishim-stamp
-# Bump STAMP_REV whenever the way the prefix is built changes: it forces a rebuild.
-STAMP_REV=1
+CRUN_PREFIX=${CRISHIM_CRUN_PREFIX:-/opt/crishim/crun}
+CRUN_ENTRY=$CRUN_PREFIX/bin/crun
+
+# Private prefixes built from Debian 13 .debs, in build order (crun's entry
+# point relies on the criu wrapper). Per prefix:
+#   DIR      the prefix                  DEBS     where its .debs are downloaded
+#   MODE     patchelf | ldso             REV      bump when the way it is built
+#                                                 changes: forces a rebuild
+#   ROOTS    packages whose Depends/Pre-Depends closure is unpacked
+#   PRUNE    packages left out of the closure (and not recursed into)
+#   BIN      the binary (relative to DIR) whose interpreter/RPATH is patched
+#   DLOPEN   sonames the binary dlopen()s: verified to resolve inside DIR too
+#   WRAPPER  the wrapper script to install (its entry point)
+#   ENV      function printing the wrapper's environment preamble
+#   CHECK    regex `WRAPPER --version` must match (checked on every run)
+#   SELFTEST function run after a (re)build (optional)
+PREFIXES=(criu crun)
+declare -A PFX_DIR=(     [criu]=$CRIU_PREFIX                [crun]=$CRUN_PREFIX )
+declare -A PFX_DEBS=(    [criu]=$DEB_DIR/criu-trixie        [crun]=$DEB_DIR/crun-trixie )
+declare -A PFX_MODE=(    [criu]=$CRIU_MODE                  [crun]=patchelf )
+declare -A PFX_REV=(     [criu]=1                           [crun]=1 )
+declare -A PFX_ROOTS=(   [criu]=criu                        [crun]="crun libcriu2" )
+declare -A PFX_PRUNE=(   [criu]=""                          [crun]=criu )
+declare -A PFX_BIN=(     [criu]=usr/sbin/criu               [crun]=usr/bin/crun )
+declare -A PFX_DLOPEN=(  [criu]=""                          [crun]=libcriu.so.2 )
+declare -A PFX_WRAPPER=( [criu]=$CRIU_WRAPPER               [crun]=$CRUN_ENTRY )
+declare -A PFX_ENV=(     [criu]=criu_wrapper_env            [crun]=crun_wrapper_env )
+declare -A PFX_CHECK=(   [criu]='^Version: '                [crun]='[+]CRIU' )
+declare -A PFX_SELFTEST=([criu]=criu_selftest               [crun]="" )
+
 TRIXIE_SOURCES=/etc/apt/sources.list.d/crishim-trixie.sources
 TRIXIE_PREFS=/etc/apt/preferences.d/crishim-trixie
 FORCE=${CRISHIM_DEPS_FORCE:-0}
@@ -73,8 +113,9 @@ die()  { printf 'deps: ERROR: %s\n' "$*" >&2; exit 1; }
 trixie_sources_content() {
   cat <<'EOF'
 # Added by CriShim scripts/deps.sh: Debian 13 is used ONLY to fetch CRIU and
-# its library closure into a private prefix (/opt/crishim/criu). Pinned to -1
-# in /etc/apt/preferences.d/crishim-trixie, so apt never installs from it.
+# crun and their library closures into private prefixes (/opt/crishim/criu,
+# /opt/crishim/crun). Pinned to -1 in /etc/apt/preferences.d/crishim-trixie,
+# so apt never installs from it.
 Types: deb
 URIs: http://deb.debian.org/debian
 Suites: trixie
@@ -93,23 +134,46 @@ Pin-Priority: -1
 EOF
 }
 
-stamp_first_line() { printf 'crishim-criu rev=%s mode=%s prefix=%s' "$STAMP_REV" "$CRIU_MODE" "$CRIU_PREFIX"; }
+stamp_path() { printf '%s/.crishim-stamp' "${PFX_DIR[$1]}"; }
+stamp_first_line() {
+  printf 'crishim-%s rev=%s mode=%s prefix=%s' "$1" "${PFX_REV[$1]}" "${PFX_MODE[$1]}" "${PFX_DIR[$1]}"
+}
 
-# Wrapper installed at /usr/local/bin/criu (needs the prefix to exist in ldso mode).
-wrapper_content() {
-  local exec_line
-  case "$CRIU_MODE" in
-    patchelf) exec_line="exec $CRIU_PREFIX/usr/sbin/criu \"\$@\"" ;;
-    ldso)     exec_line="exec $(loader_path) --library-path $(lib_path) $CRIU_PREFIX/usr/sbin/criu \"\$@\"" ;;
-  esac
+criu_wrapper_env() {
   cat <<EOF
-#!/bin/sh
-# Installed by CriShim scripts/deps.sh (mode: $CRIU_MODE). Runs Debian 13's CRIU
-# from the private prefix $CRIU_PREFIX, fully isolated from the system libc.
 # CRIU_FAULT=130 disables hardware breakpoints, which do not fire in our VMs
 # (without it a dump hangs); an explicitly set CRIU_FAULT is honoured.
 CRIU_FAULT="\${CRIU_FAULT:-$CRIU_FAULT_DEFAULT}"
 export CRIU_FAULT
+EOF
+}
+
+crun_wrapper_env() {
+  local criu_dir=${CRIU_WRAPPER%/*}
+  cat <<EOF
+# crun dlopen()s libcriu, which runs \`criu swrk\` found in PATH: put the
+# CriShim criu wrapper ($CRIU_WRAPPER, sets CRIU_FAULT) first.
+PATH="$criu_dir:\${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"
+export PATH
+EOF
+}
+
+# wrapper_content NAME: the wrapper installed at PFX_WRAPPER[NAME] (needs the
+# prefix to exist in ldso mode).
+wrapper_content() {
+  local name=$1 exec_line
+  local prefix=${PFX_DIR[$name]} mode=${PFX_MODE[$name]} bin=${PFX_DIR[$name]}/${PFX_BIN[$name]}
+  case "$mode" in
+    patchelf) exec_line="exec $bin \"\$@\"" ;;
+    ldso)     exec_line="exec $(loader_path "$prefix") --library-path $(lib_path "$prefix") $bin \"\$@\"" ;;
+  esac
+  local label=$name
+  [[ $name == criu ]] && label=CRIU
+  cat <<EOF
+#!/bin/sh
+# Installed by CriShim scripts/deps.sh (mode: $mode). Runs Debian 13's $label
+# from the private prefix $prefix, fully isolated from the system libc.
+$("${PFX_ENV[$name]}")
 $exec_line
 EOF
 }
@@ -129,28 +193,29 @@ write_file() {
 # ---------------------------------------------------------------------------
 # Prefix layout helpers
 # ---------------------------------------------------------------------------
-# Library directories inside the prefix, in search order (only existing ones).
+# lib_path PREFIX: library directories inside PREFIX, in search order (only
+# existing ones).
 lib_path() {
-  local d real out=() seen=" "
+  local prefix=$1 d real out=() seen=" "
   for d in usr/lib/x86_64-linux-gnu lib/x86_64-linux-gnu usr/lib lib; do
-    [[ -d $CRIU_PREFIX/$d ]] || continue
+    [[ -d $prefix/$d ]] || continue
     # skip directories reached through the lib -> usr/lib convenience link
-    real=$(readlink -f "$CRIU_PREFIX/$d")
+    real=$(readlink -f "$prefix/$d")
     [[ $seen == *" $real "* ]] && continue
     seen+="$real "
-    out+=("$CRIU_PREFIX/$d")
+    out+=("$prefix/$d")
   done
   local IFS=:
   printf '%s' "${out[*]}"
 }
 
-# The prefix's own dynamic loader (a regular file, not a symlink, so it can
-# never point back at the system loader).
+# loader_path PREFIX: PREFIX's own dynamic loader (a regular file, not a
+# symlink, so it can never point back at the system loader).
 loader_path() {
   local c
   for c in usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 lib/x86_64-linux-gnu/ld-linux-x86-64.so.2; do
-    if [[ -f $CRIU_PREFIX/$c && ! -L $CRIU_PREFIX/$c ]]; then
-      printf '%s' "$CRIU_PREFIX/$c"
+    if [[ -f $1/$c && ! -L $1/$c ]]; then
+      printf '%s' "$1/$c"
       return 0
     fi
   done
@@ -162,13 +227,15 @@ loader_path() {
 # ---------------------------------------------------------------------------
 MISSING_PACKAGES=()
 check_packages() {
-  local installed
-  installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${APT_PACKAGES[@]}" 2>/dev/null \
-                | awk '$2 == "ii" { print $1 }' || true)
-  MISSING_PACKAGES=()
+  local -A installed=()
   local p
+  # (one dpkg-query, no per-package fork: this is on the fast path)
+  while read -r p; do installed[$p]=1; done < <(
+    dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${APT_PACKAGES[@]}" 2>/dev/null \
+      | awk '$2 == "ii" { print $1 }' || true)
+  MISSING_PACKAGES=()
   for p in "${APT_PACKAGES[@]}"; do
-    grep -qxF "$p" <<<"$installed" || MISSING_PACKAGES+=("$p")
+    [[ -n ${installed[$p]:-} ]] || MISSING_PACKAGES+=("$p")
   done
   [[ ${#MISSING_PACKAGES[@]} -eq 0 ]]
 }
@@ -184,13 +251,19 @@ trixie_apt_ok() {
   file_is "$TRIXIE_SOURCES" "$(trixie_sources_content)" && file_is "$TRIXIE_PREFS" "$(trixie_prefs_content)"
 }
 
-criu_prefix_ok() {
-  [[ -f $CRIU_STAMP ]] && [[ "$(head -n1 "$CRIU_STAMP")" == "$(stamp_first_line)" ]] && loader_path >/dev/null
+# prefix_ok NAME: the prefix was completely built the current way.
+prefix_ok() {
+  local stamp
+  stamp=$(stamp_path "$1")
+  [[ -f $stamp ]] && [[ "$(head -n1 "$stamp")" == "$(stamp_first_line "$1")" ]] \
+    && loader_path "${PFX_DIR[$1]}" >/dev/null
 }
 
-criu_wrapper_ok() {
-  file_is "$CRIU_WRAPPER" "$(wrapper_content)" && [[ -x $CRIU_WRAPPER ]] \
-    && "$CRIU_WRAPPER" --version >/dev/null 2>&1
+# wrapper_ok NAME: the wrapper is current and `WRAPPER --version` matches CHECK.
+wrapper_ok() {
+  local w=${PFX_WRAPPER[$1]}
+  file_is "$w" "$(wrapper_content "$1")" && [[ -x $w ]] \
+    && "$w" --version 2>/dev/null | grep -qE -- "${PFX_CHECK[$1]}"
 }
 
 # ---------------------------------------------------------------------------
@@ -254,17 +327,42 @@ fetch_busybox_deb() {
   ln -sfn "$(basename "$found")" "$DEB_DIR/busybox.deb"
 }
 
-# Prints pkg=version (trixie, native arch) for criu and its whole dependency
-# closure (Depends + Pre-Depends, recursively; no Recommends/Suggests).
-criu_closure_specs() {
-  local arch
+# closure_packages "PRUNE..." ROOT...: package names of the trixie dependency
+# closure of the ROOTs (Depends + Pre-Depends, recursively, all alternatives
+# and providers of virtual packages; no Recommends/Suggests). PRUNE packages
+# are left out and not recursed into. One `apt-cache depends --recurse` call
+# (apt-cache rebuilds its cache on every call here, several seconds each); its
+# output is read as a graph and walked from the ROOTs in awk.
+closure_packages() {
+  local prune=$1; shift
+  apt-cache -t trixie depends --recurse --no-recommends --no-suggests \
+      --no-conflicts --no-breaks --no-replaces --no-enhances "$@" \
+    | awk -v roots="$*" -v prune="$prune" '
+        /^[^ ]/                        { node = $1; next }          # "pkg" / "<virtual>"
+        $1 ~ /^[|]?(Pre)?Depends:$/    { if ($2 !~ /^</) dep[node] = dep[node] " " $2; next }
+        /^    [^ ]/                    { dep[node] = dep[node] " " $1 }  # provider of a virtual dep
+        END {
+          np = split(prune, pr, " "); for (i = 1; i <= np; i++) skip[pr[i]] = 1
+          n = split(roots, q, " ");   for (i = 1; i <= n; i++) seen[q[i]] = 1
+          for (h = 1; h <= n; h++) {
+            m = split(dep[q[h]], d, " ")
+            for (j = 1; j <= m; j++)
+              if (!(d[j] in seen) && !(d[j] in skip)) { seen[d[j]] = 1; q[++n] = d[j] }
+          }
+          for (p in seen) print p
+        }' \
+    | grep -E '^[a-z0-9][a-z0-9+.-]*$' | sort -u
+}
+
+# closure_specs NAME: prints pkg=version (trixie, native arch) for the closure
+# of PFX_ROOTS[NAME] minus PFX_PRUNE[NAME].
+closure_specs() {
+  local name=$1 arch
   arch=$(dpkg --print-architecture)
-  local -a closure
-  mapfile -t closure < <(
-    apt-cache -t trixie depends --recurse --no-recommends --no-suggests \
-      --no-conflicts --no-breaks --no-replaces --no-enhances criu \
-      | grep -E '^[a-z0-9][a-z0-9+.-]*$' | sort -u)
-  [[ ${#closure[@]} -gt 0 ]] || die "apt-cache could not compute the dependency closure of criu (trixie)"
+  local -a roots closure
+  read -ra roots <<<"${PFX_ROOTS[$name]}"
+  mapfile -t closure < <(closure_packages "${PFX_PRUNE[$name]}" "${roots[@]}")
+  [[ ${#closure[@]} -gt 0 ]] || die "apt-cache could not compute the dependency closure of ${roots[*]} (trixie)"
   # One madison call for all packages; keep the trixie version for our arch.
   local specs
   specs=$(apt-cache madison "${closure[@]}" | awk -F'|' -v arch="$arch" '
@@ -274,14 +372,17 @@ criu_closure_specs() {
   for p in "${closure[@]}"; do
     grep -q "^$p=" <<<"$specs" || warn "closure package $p has no trixie/$arch version; skipped"
   done
-  grep -q '^criu=' <<<"$specs" || die "criu not found in trixie (is $TRIXIE_SOURCES working?)"
+  for p in "${roots[@]}"; do
+    grep -q "^$p=" <<<"$specs" || die "$p not found in trixie (is $TRIXIE_SOURCES working?)"
+  done
   printf '%s\n' "$specs"
 }
 
-# Verify that BIN (run via the prefix loader, and directly when patched)
-# resolves every shared library inside the prefix.
+# verify_libs_in_prefix PREFIX LOADER BIN [LOADER-ARGS...]: BIN (an executable
+# or a shared library), listed by PREFIX's loader, resolves every shared
+# library inside PREFIX.
 verify_libs_in_prefix() {
-  local loader=$1 bin=$2; shift 2
+  local prefix=$1 loader=$2 bin=$3; shift 3
   local out
   out=$("$loader" "$@" --list "$bin" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }
   if grep -q 'not found' <<<"$out"; then
@@ -290,81 +391,111 @@ verify_libs_in_prefix() {
   fi
   # every "name => path (addr)" must resolve to a path inside the prefix
   local bad
-  bad=$(awk -v p="$CRIU_PREFIX/" '$2 == "=>" && index($3, p) != 1 { print }' <<<"$out")
+  bad=$(awk -v p="$prefix/" '$2 == "=>" && index($3, p) != 1 { print }' <<<"$out")
   if [[ -n $bad ]]; then
     printf 'outside the prefix:\n%s\n' "$bad" >&2
     return 1
   fi
-  grep -q "=> $CRIU_PREFIX/.*libc.so.6" <<<"$out" || { printf '%s\n' "$out" >&2; return 1; }
+  grep -q "=> $prefix/.*libc.so.6" <<<"$out" || { printf '%s\n' "$out" >&2; return 1; }
 }
 
-build_criu_prefix() {
+# build_prefix NAME: download the closure .debs, unpack them into a fresh
+# PFX_DIR[NAME], patch/verify PFX_BIN[NAME]; writes the stamp to STAMP.tmp
+# (renamed into place by finish_prefix once the wrapper is installed).
+build_prefix() {
+  local name=$1
+  local prefix=${PFX_DIR[$name]} debs=${PFX_DEBS[$name]} mode=${PFX_MODE[$name]}
   apt_update_once
   local specs_text
-  specs_text=$(criu_closure_specs)   # plain assignment: a die inside aborts the script
+  specs_text=$(closure_specs "$name")   # plain assignment: a die inside aborts the script
   local -a specs
   mapfile -t specs <<<"$specs_text"
-  log "CRIU closure from trixie (${#specs[@]} packages): ${specs[*]}"
+  log "$name closure from trixie (${#specs[@]} packages): ${specs[*]}"
 
-  rm -rf "$CRIU_DEB_DIR"
-  mkdir -p "$CRIU_DEB_DIR"
-  (cd "$CRIU_DEB_DIR" && apt-get "${APT_OPTS[@]}" download "${specs[@]}" >&2)
+  rm -rf "$debs"
+  mkdir -p "$debs"
+  (cd "$debs" && apt-get "${APT_OPTS[@]}" download "${specs[@]}" >&2)
 
-  log "unpacking into private prefix $CRIU_PREFIX"
-  rm -rf "$CRIU_PREFIX"
-  mkdir -p "$CRIU_PREFIX"
+  log "unpacking into private prefix $prefix"
+  rm -rf "$prefix"
+  mkdir -p "$prefix"
   local deb
-  for deb in "$CRIU_DEB_DIR"/*.deb; do
-    dpkg-deb -x "$deb" "$CRIU_PREFIX"
+  for deb in "$debs"/*.deb; do
+    dpkg-deb -x "$deb" "$prefix"
   done
   # Merged-/usr style convenience links (<prefix>/lib64/ld-linux-x86-64.so.2
-  # etc.), only where the packages did not ship a real directory.
+  # etc.), only where the packages did not ship a real directory. Not bin/sbin:
+  # <prefix>/bin may hold a wrapper.
   local d
-  for d in lib lib64 bin sbin; do
-    [[ -e $CRIU_PREFIX/$d || ! -d $CRIU_PREFIX/usr/$d ]] || ln -s "usr/$d" "$CRIU_PREFIX/$d"
+  for d in lib lib64; do
+    [[ -e $prefix/$d || ! -d $prefix/usr/$d ]] || ln -s "usr/$d" "$prefix/$d"
   done
 
-  local loader libpath bin=$CRIU_PREFIX/usr/sbin/criu
-  loader=$(loader_path) || die "no ld-linux-x86-64.so.2 in $CRIU_PREFIX (libc6 missing from the closure?)"
-  libpath=$(lib_path)
+  local loader libpath bin=$prefix/${PFX_BIN[$name]}
+  loader=$(loader_path "$prefix") || die "no ld-linux-x86-64.so.2 in $prefix (libc6 missing from the closure?)"
+  libpath=$(lib_path "$prefix")
   [[ -x $bin ]] || die "$bin missing after unpacking"
 
-  case "$CRIU_MODE" in
+  case "$mode" in
     patchelf)
       # Point the binary at the prefix's loader and libraries. DT_RPATH (not
-      # RUNPATH) so it also applies to the libraries' own dependencies.
+      # RUNPATH) so it also applies to the libraries' own dependencies and to
+      # libraries the binary dlopen()s.
       patchelf --set-interpreter "$loader" --force-rpath --set-rpath "$libpath" "$bin"
-      verify_libs_in_prefix "$loader" "$bin" \
-        || die "patched criu does not resolve all libraries inside $CRIU_PREFIX"
+      verify_libs_in_prefix "$prefix" "$loader" "$bin" \
+        || die "patched $name does not resolve all libraries inside $prefix"
       # Direct execution (kernel loads PT_INTERP = prefix loader).
       local direct
-      direct=$(LD_TRACE_LOADED_OBJECTS=1 "$bin" 2>&1) || die "patched criu does not execute: $direct"
+      direct=$(LD_TRACE_LOADED_OBJECTS=1 "$bin" 2>&1) || die "patched $name does not execute: $direct"
       if grep -q 'not found' <<<"$direct" \
-         || [[ -n $(awk -v p="$CRIU_PREFIX/" '$2 == "=>" && index($3, p) != 1' <<<"$direct") ]]; then
-        die "patched criu loads libraries from outside $CRIU_PREFIX:"$'\n'"$direct"
+         || [[ -n $(awk -v p="$prefix/" '$2 == "=>" && index($3, p) != 1' <<<"$direct") ]]; then
+        die "patched $name loads libraries from outside $prefix:"$'\n'"$direct"
       fi
       ;;
     ldso)
-      verify_libs_in_prefix "$loader" "$bin" --library-path "$libpath" \
-        || die "criu does not resolve all libraries inside $CRIU_PREFIX"
+      verify_libs_in_prefix "$prefix" "$loader" "$bin" --library-path "$libpath" \
+        || die "$name does not resolve all libraries inside $prefix"
       ;;
-    *) die "unknown CRISHIM_CRIU_MODE=$CRIU_MODE (patchelf|ldso)" ;;
+    *) die "unknown mode $mode for $name (patchelf|ldso)" ;;
   esac
 
+  # Libraries the binary dlopen()s: present in the prefix, with all their
+  # dependencies inside it (same search path as the RPATH set above).
+  local soname lib
+  for soname in ${PFX_DLOPEN[$name]}; do
+    lib=""
+    for d in ${libpath//:/ }; do
+      [[ -e $d/$soname ]] && { lib=$d/$soname; break; }
+    done
+    [[ -n $lib ]] || die "$soname (dlopen()ed by $name) missing from $prefix"
+    verify_libs_in_prefix "$prefix" "$loader" "$lib" --library-path "$libpath" \
+      || die "$soname does not resolve all libraries inside $prefix"
+  done
+
   {
-    stamp_first_line; echo
+    stamp_first_line "$name"; echo
     echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "loader=$loader"
     echo "library_path=$libpath"
     printf 'deb=%s\n' "${specs[@]}"
-  } >"$CRIU_STAMP.tmp"
-  # The stamp is written by install_criu_wrapper's caller once all is in place.
+  } >"$(stamp_path "$name").tmp"
+  # The stamp is put in place by finish_prefix once the wrapper is installed.
 }
 
-install_criu_wrapper() {
-  mkdir -p "$(dirname "$CRIU_WRAPPER")"
-  write_file "$CRIU_WRAPPER" "$(wrapper_content)" 0755
-  "$CRIU_WRAPPER" --version >/dev/null 2>&1 || die "$CRIU_WRAPPER --version failed"
+install_wrapper() {
+  local name=$1 w=${PFX_WRAPPER[$1]}
+  mkdir -p "$(dirname "$w")"
+  write_file "$w" "$(wrapper_content "$name")" 0755
+  wrapper_ok "$name" || die "$w --version failed or does not match '${PFX_CHECK[$name]}': $("$w" --version 2>&1 | head -n 3)"
+}
+
+# finish_prefix NAME: after build_prefix: wrapper, stamp, self-test.
+finish_prefix() {
+  local stamp
+  stamp=$(stamp_path "$1")
+  install_wrapper "$1"
+  mv -f "$stamp.tmp" "$stamp"
+  [[ -z ${PFX_SELFTEST[$1]} ]] || "${PFX_SELFTEST[$1]}"
 }
 
 # Runtime self-test (only after a (re)build): `criu check` and a real dump of a
@@ -397,13 +528,30 @@ criu_selftest() {
   rm -rf "$dir"
 }
 
+# On a hybrid cgroup host (v1 controllers plus a v2 "unified" mount), crun refuses to run while any
+# controller sits on the v2 side ("cgroups in hybrid mode not supported"). Controllers nobody uses on
+# v2 (here: hugetlb) are moved to v1 hierarchies of their own, which is what the v1 side expects anyway.
+move_unified_controllers_to_v1() {
+  local unified=/sys/fs/cgroup/unified controller
+  [[ -f $unified/cgroup.controllers ]] || return 0
+  for controller in $(cat "$unified/cgroup.controllers"); do
+    mkdir -p "/sys/fs/cgroup/$controller"
+    if mount -t cgroup -o "$controller" cgroup "/sys/fs/cgroup/$controller"; then
+      log "moved the $controller cgroup controller from the v2 unified mount to v1 (crun needs a pure hybrid layout)"
+    else
+      warn "could not move the $controller cgroup controller to v1; crun will refuse to run containers"
+    fi
+  done
+}
+
 summary() {
-  local runc crun conmon criu
+  local runc crun conmon criu pcrun
   runc=$(runc --version 2>/dev/null | awk 'NR==1 { print $3 }')
   crun=$(crun --version 2>/dev/null | awk 'NR==1 { print $3 }')
   conmon=$(conmon --version 2>/dev/null | awk 'NR==1 { print $3 }')
   criu=$("$CRIU_WRAPPER" --version 2>/dev/null | awk '/^Version:/ { print $2 }')
-  echo "deps: ok — runc ${runc:-?}, crun ${crun:-?}, conmon ${conmon:-?}, criu ${criu:-?} ($CRIU_WRAPPER -> $CRIU_PREFIX, $CRIU_MODE)"
+  pcrun=$("$CRUN_ENTRY" --version 2>/dev/null | awk 'NR==1 { print $3 }')
+  echo "deps: ok — runc ${runc:-?}, crun ${crun:-?}, conmon ${conmon:-?}, criu ${criu:-?} ($CRIU_WRAPPER -> $CRIU_PREFIX, $CRIU_MODE), crun+CRIU ${pcrun:-?} ($CRUN_ENTRY)"
 }
 
 # ---------------------------------------------------------------------------
@@ -417,19 +565,28 @@ if [[ -r /etc/os-release ]]; then
   [[ $codename == bookworm ]] || warn "written for Debian 12 (bookworm), this is '${codename:-unknown}'"
 fi
 
-pkgs_ok=0; bb_ok=0; apt_ok=0; prefix_ok=0; wrapper_ok=0
+pkgs_ok=0; bb_ok=0; apt_ok=0
+declare -A pfx_ok=() wrap_ok=()
+all_pfx_ok=1
+for p in "${PREFIXES[@]}"; do
+  pfx_ok[$p]=0; wrap_ok[$p]=0
+  if [[ $FORCE != 1 ]]; then
+    prefix_ok "$p" && pfx_ok[$p]=1
+    [[ ${pfx_ok[$p]} -eq 1 ]] && wrapper_ok "$p" && wrap_ok[$p]=1
+  fi
+  [[ ${pfx_ok[$p]}${wrap_ok[$p]} == 11 ]] || all_pfx_ok=0
+done
 if [[ $FORCE != 1 ]]; then
   check_packages && pkgs_ok=1
   busybox_deb_ok && bb_ok=1
   trixie_apt_ok && apt_ok=1
-  criu_prefix_ok && prefix_ok=1
-  [[ $prefix_ok -eq 1 ]] && criu_wrapper_ok && wrapper_ok=1
 else
   check_packages || true
   MISSING_PACKAGES=("${APT_PACKAGES[@]}")
 fi
 
-if [[ $pkgs_ok$bb_ok$apt_ok$prefix_ok$wrapper_ok == 11111 ]]; then
+move_unified_controllers_to_v1
+if [[ $pkgs_ok$bb_ok$apt_ok$all_pfx_ok == 1111 ]]; then
   summary
   exit 0
 fi
@@ -437,13 +594,13 @@ fi
 setup_trixie_apt
 [[ $pkgs_ok -eq 1 ]] || install_packages
 [[ $bb_ok -eq 1 ]] || fetch_busybox_deb
-if [[ $prefix_ok -eq 0 ]]; then
-  rm -f "$CRIU_STAMP"
-  build_criu_prefix
-  install_criu_wrapper
-  mv -f "$CRIU_STAMP.tmp" "$CRIU_STAMP"
-  criu_selftest
-elif [[ $wrapper_ok -eq 0 ]]; then
-  install_criu_wrapper
-fi
+for p in "${PREFIXES[@]}"; do
+  if [[ ${pfx_ok[$p]} -eq 0 ]]; then
+    rm -f "$(stamp_path "$p")"
+    build_prefix "$p"
+    finish_prefix "$p"
+  elif [[ ${wrap_ok[$p]} -eq 0 ]]; then
+    install_wrapper "$p"
+  fi
+done
 summary

@@ -29,6 +29,7 @@ public sealed class Daemon : IAsyncDisposable
     public string SocketPath => Dirs.Socket;
     public string Output { get { lock (_output) return _output.ToString(); } }
     public bool HasExited => _process.HasExited;
+    public int ProcessId => _process.Id;
     public int ExitCode => _process.ExitCode;
 
     public GrpcChannel Channel => _channel ??= Connect(SocketPath);
@@ -97,7 +98,8 @@ public sealed class Daemon : IAsyncDisposable
 
     private static Daemon Launch(DaemonDirs dirs, string? configToml, bool ownsDirs, string[] extraArgs)
     {
-        File.WriteAllText(dirs.ConfigFile, configToml ?? "");
+        // No [cni] section: the daemon gets its own bridge network (TestNetwork), never the host's /etc/cni/net.d.
+        File.WriteAllText(dirs.ConfigFile, TestNetwork.WithDefaultCni(dirs.Base, configToml));
         var info = new ProcessStartInfo(Binary)
         {
             RedirectStandardOutput = true,
@@ -203,6 +205,8 @@ public sealed record DaemonDirs(string Base)
 
     public void Delete()
     {
+        Leftovers.Clear(Base);
+        TestNetwork.ReleaseFor(Base);
         try
         {
             Directory.Delete(Base, recursive: true);

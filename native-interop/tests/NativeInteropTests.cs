@@ -89,3 +89,44 @@ public class ProcessesTests
     [Fact]
     public void CurrentPidMatchesEnvironment() => Assert.Equal(Environment.ProcessId, Processes.CurrentPid);
 }
+
+public class NetworkNamespacesTests
+{
+    [Fact]
+    public void PinnedNamespaceHasLoopbackUpAndIsRemovable()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"crishim-netns-{Guid.NewGuid():N}");
+        string hostNamespace = new FileInfo("/proc/self/ns/net").LinkTarget!;
+        NetworkNamespaces.CreatePinned(path);
+        try
+        {
+            Assert.True(NetworkNamespaces.IsPinned(path));
+            var ip = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("nsenter", [$"--net={path}", "ip", "-o", "link", "show", "lo"])
+            {
+                RedirectStandardOutput = true,
+            })!;
+            string output = ip.StandardOutput.ReadToEnd();
+            ip.WaitForExit();
+            Assert.Contains("UP", output);
+            // The daemon's own thread stayed in the host namespace.
+            Assert.Equal(hostNamespace, new FileInfo("/proc/self/ns/net").LinkTarget);
+            Assert.Equal(hostNamespace, new FileInfo("/proc/thread-self/ns/net").LinkTarget);
+        }
+        finally
+        {
+            NetworkNamespaces.Remove(path);
+        }
+        Assert.False(File.Exists(path));
+    }
+}
+
+public class DevicesTests
+{
+    [Fact]
+    public void DevNullIsCharacterDeviceOneThree()
+    {
+        var node = Devices.Stat("/dev/null");
+        Assert.Equal(new DeviceNode('c', 1, 3, 0x1B6), node);
+        Assert.Null(Devices.Stat("/etc/hostname"));
+    }
+}

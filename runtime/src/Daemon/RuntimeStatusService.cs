@@ -1,11 +1,12 @@
 using System.Text.Json;
 using CriShim.Runtime.Config;
+using CriShim.Runtime.Network;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Daemon;
 
 /// <summary>Answers Version, Status and RuntimeConfig from the configuration and the start-up probe.</summary>
-public sealed class RuntimeStatusService(CriShimConfig config, ComponentProbe probe, PodCidrStore podCidr)
+public sealed class RuntimeStatusService(CriShimConfig config, ComponentProbe probe, PodCidrStore podCidr, IPodNetwork network)
 {
     public const string RuntimeName = "crishim";
     public const string ApiVersion = "v1";
@@ -30,7 +31,7 @@ public sealed class RuntimeStatusService(CriShimConfig config, ComponentProbe pr
         await probe.Completed.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
         var response = new StatusResponse
         {
-            Status = new RuntimeStatus { Conditions = { RuntimeReady(), NetworkReady() } },
+            Status = new RuntimeStatus { Conditions = { RuntimeReady(), network.Readiness() } },
             Features = new RuntimeFeatures(),
         };
         response.RuntimeHandlers.Add(new RuntimeHandler { Name = "", Features = new RuntimeHandlerFeatures() });
@@ -63,14 +64,6 @@ public sealed class RuntimeStatusService(CriShimConfig config, ComponentProbe pr
             Message = $"default runtime handler \"{config.Runtime.DefaultHandler}\" cannot run: {defaultHandler?.Error ?? "not probed"}",
         };
     }
-
-    private static RuntimeCondition NetworkReady() => new()
-    {
-        Type = "NetworkReady",
-        Status = false,
-        Reason = "NetworkPluginNotReady",
-        Message = "CNI pod networking is not implemented in this build yet; pods get a loopback-only network namespace",
-    };
 
     public RuntimeConfigResponse RuntimeConfig() => new()
     {

@@ -56,13 +56,32 @@ public sealed class ExternalCommand(string tool, string path)
 
         var stopwatch = Stopwatch.StartNew();
         BufferedCommandResult result;
+        // CliWrap kills only the process it started; a tool's children (runc's CRIU, a plugin's helpers)
+        // would survive it. So on cancellation the whole tree is killed first, then CliWrap is told.
+        using var kill = new CancellationTokenSource();
+        int processId = 0;
         try
         {
-            result = await command.ExecuteBufferedAsync(limit.Token);
+            var task = command.ExecuteBufferedAsync(kill.Token);
+            processId = task.ProcessId;
+            await using (limit.Token.Register(() =>
+            {
+                ProcessTree.Kill([processId]);
+                kill.Cancel();
+            }))
+            {
+                result = await task;
+            }
+            // The tree kill can end the process before CliWrap sees the cancellation.
+            limit.Token.ThrowIfCancellationRequested();
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw new ExternalCommandTimeoutException(Tool, arguments, timeout);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new OperationCanceledException($"{Tool} was cancelled", cancellationToken);
         }
         catch (System.ComponentModel.Win32Exception e)
         {

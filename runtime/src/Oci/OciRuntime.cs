@@ -44,9 +44,7 @@ public sealed class OciRuntime(string handler, string binaryPath, string root)
         var output = await _command.RunAsync(Global("state", id), QueryTimeout, cancellationToken, allowFailure: true);
         if (output.ExitCode != 0)
         {
-            if (output.StandardError.Contains("does not exist", StringComparison.OrdinalIgnoreCase) ||
-                output.StandardError.Contains("not found", StringComparison.OrdinalIgnoreCase) ||
-                output.StandardError.Contains("No such file or directory", StringComparison.Ordinal))
+            if (IsGone(output.StandardError))
             {
                 throw new OciContainerNotFoundException(id, Handler);
             }
@@ -64,4 +62,95 @@ public sealed class OciRuntime(string handler, string binaryPath, string root)
         if (json.Length == 0 || json == "null") return [];
         return JsonSerializer.Deserialize(json, OciJsonContext.Default.ListOciContainerState) ?? [];
     }
+
+    private static readonly TimeSpan LifecycleTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>Runs the created container's process (conmon did `create`).</summary>
+    public Task StartAsync(string id, CancellationToken cancellationToken) =>
+        _command.RunAsync(Global("start", id), LifecycleTimeout, cancellationToken);
+
+    /// <summary>Signals the container's init process, or every process with <paramref name="all"/>;
+    /// false when the container is already gone or stopped.</summary>
+    public async Task<bool> KillAsync(string id, int signal, bool all, CancellationToken cancellationToken)
+    {
+        var args = all ? Global("kill", "--all", id, signal.ToString()) : Global("kill", id, signal.ToString());
+        var output = await _command.RunAsync(args, LifecycleTimeout, cancellationToken, allowFailure: true);
+        if (output.ExitCode == 0) return true;
+        string error = output.StandardError;
+        if (IsGone(error) || error.Contains("not running", StringComparison.OrdinalIgnoreCase) ||
+            error.Contains("process already finished", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+        throw new ExternalCommandException(Handler, args, output.ExitCode, error);
+    }
+
+    /// <summary>Deletes the runtime's state of the container, killing it if needed; a no-op when unknown.</summary>
+    public async Task DeleteAsync(string id, CancellationToken cancellationToken)
+    {
+        var args = Global("delete", "--force", id);
+        var output = await _command.RunAsync(args, LifecycleTimeout, cancellationToken, allowFailure: true);
+        if (output.ExitCode != 0 && !IsGone(output.StandardError))
+        {
+            throw new ExternalCommandException(Handler, args, output.ExitCode, output.StandardError);
+        }
+    }
+
+    /// <summary>Applies a linux.resources JSON object to the live container.</summary>
+    public Task UpdateResourcesAsync(string id, string resourcesJson, CancellationToken cancellationToken) =>
+        _command.RunAsync(Global("update", "--resources", "-", id), LifecycleTimeout, cancellationToken, standardInput: resourcesJson);
+
+    /// <summary>
+    /// Runs a command in the container and collects its output. The process inherits the container's
+    /// env, user and cwd. On timeout the exec'd process itself is killed, not only runc.
+    /// </summary>
+    public async Task<CommandOutput> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, string pidFile, CancellationToken cancellationToken)
+    {
+        var args = Global(["exec", "--pid-file", pidFile, id, .. command]);
+        try
+        {
+            return await _command.RunAsync(args, timeout, cancellationToken, allowFailure: true);
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        {
+            if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out int pid))
+            {
+                CriShim.NativeInterop.Processes.Kill(pid, 9);
+            }
+            throw;
+        }
+        finally
+        {
+            File.Delete(pidFile);
+        }
+    }
+
+
+    /// <summary>Freezes every process of the container (cgroup freezer).</summary>
+    public Task PauseAsync(string id, CancellationToken cancellationToken) =>
+        _command.RunAsync(Global("pause", id), LifecycleTimeout, cancellationToken);
+
+    /// <summary>Thaws the container; a no-op when it is not paused.</summary>
+    public async Task ResumeAsync(string id, CancellationToken cancellationToken)
+    {
+        var args = Global("resume", id);
+        var output = await _command.RunAsync(args, LifecycleTimeout, cancellationToken, allowFailure: true);
+        if (output.ExitCode != 0 && !output.StandardError.Contains("not paused", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ExternalCommandException(Handler, args, output.ExitCode, output.StandardError);
+        }
+    }
+
+    /// <summary>
+    /// Dumps the container with CRIU and leaves it running. Cancellation kills the runtime and its
+    /// CRIU child; the caller must then resume the container if it froze it.
+    /// </summary>
+    public Task CheckpointAsync(string id, string imagePath, string workPath, IEnumerable<string> criuOptions, TimeSpan limit, CancellationToken cancellationToken) =>
+        _command.RunAsync(Global(["checkpoint", "--leave-running", "--file-locks", "--image-path", imagePath, "--work-path", workPath, .. criuOptions, id]),
+            limit, cancellationToken);
+
+    private static bool IsGone(string stderr) =>
+        stderr.Contains("does not exist", StringComparison.OrdinalIgnoreCase) ||
+        stderr.Contains("not found", StringComparison.OrdinalIgnoreCase) ||
+        stderr.Contains("No such file or directory", StringComparison.Ordinal);
 }

@@ -1,5 +1,8 @@
+using CriShim.Runtime.Checkpoint;
 using CriShim.Runtime.Config;
+using CriShim.Runtime.Containers;
 using CriShim.Runtime.Daemon;
+using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -47,6 +50,10 @@ public static class DaemonHost
         builder.Services.AddSingleton<ComponentProbe>();
         builder.Services.AddSingleton(new PodCidrStore(config.State.Root));
         builder.Services.AddSingleton<RuntimeStatusService>();
+        builder.Services.AddPodAndContainerServices(config);
+        builder.Services.AddCheckpointServices();
+        Network.PodNetworkRegistration.AddPodNetwork(builder.Services, config);
+        builder.Services.AddImageServices(config);
 
         var app = builder.Build();
         app.MapGrpcService<RuntimeServiceEndpoint>();
@@ -54,6 +61,8 @@ public static class DaemonHost
 
         var logger = app.Services.GetRequiredService<ILogger<CriShimConfig>>();
         var probe = app.Services.GetRequiredService<ComponentProbe>();
+        // Before serving: a checkpoint cut short by a crash must not leave its container frozen.
+        await app.Services.GetRequiredService<CheckpointRecovery>().RecoverAsync(CancellationToken.None);
         await app.StartAsync();
         socket.RestrictPermissions();
         _ = probe.RunAsync(app.Lifetime.ApplicationStopping);

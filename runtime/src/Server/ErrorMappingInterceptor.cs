@@ -10,6 +10,12 @@ public sealed class NotFoundException(string message) : Exception(message);
 /// <summary>The object exists but is in the wrong state for the call; mapped to FailedPrecondition.</summary>
 public sealed class WrongStateException(string message) : Exception(message);
 
+/// <summary>A registry refused the credentials (or wanted some); mapped to Unauthenticated.</summary>
+public sealed class UnauthenticatedException(string message) : Exception(message);
+
+/// <summary>A name is already taken; mapped to AlreadyExists. The message names the holder.</summary>
+public sealed class AlreadyExistsException(string message) : Exception(message);
+
 /// <summary>
 /// Maps domain errors to gRPC status codes in one place, so services stay thin, and names the
 /// method in the UNIMPLEMENTED answer of every RPC that is not built yet.
@@ -57,10 +63,18 @@ public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> log
                 return rpc;
             case NotFoundException:
                 return new RpcException(new Status(StatusCode.NotFound, e.Message));
+            case Checkpoint.CheckpointUnavailableException:
+                return new RpcException(new Status(StatusCode.Unimplemented, e.Message));
+            case Checkpoint.InsufficientSpaceException:
+                return new RpcException(new Status(StatusCode.ResourceExhausted, e.Message));
+            case AlreadyExistsException:
+                return new RpcException(new Status(StatusCode.AlreadyExists, e.Message));
             case WrongStateException:
                 return new RpcException(new Status(StatusCode.FailedPrecondition, e.Message));
             case ArgumentException:
                 return new RpcException(new Status(StatusCode.InvalidArgument, e.Message));
+            case UnauthenticatedException:
+                return new RpcException(new Status(StatusCode.Unauthenticated, e.Message));
             case TimeoutException:
                 return new RpcException(new Status(StatusCode.DeadlineExceeded, e.Message));
             case OperationCanceledException when context.CancellationToken.IsCancellationRequested:

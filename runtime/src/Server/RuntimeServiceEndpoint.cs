@@ -1,4 +1,7 @@
+using CriShim.Runtime.Checkpoint;
+using CriShim.Runtime.Containers;
 using CriShim.Runtime.Daemon;
+using CriShim.Runtime.Pods;
 using Grpc.Core;
 using Runtime.V1;
 
@@ -8,7 +11,12 @@ namespace CriShim.Runtime.Server;
 /// runtime.v1.RuntimeService. RPCs not overridden here fall through to the generated base, which
 /// answers UNIMPLEMENTED; <see cref="ErrorMappingInterceptor"/> names the method in that answer.
 /// </summary>
-public sealed class RuntimeServiceEndpoint(RuntimeStatusService status, PodCidrStore podCidr) : RuntimeService.RuntimeServiceBase
+public sealed partial class RuntimeServiceEndpoint(
+    RuntimeStatusService status,
+    PodCidrStore podCidr,
+    PodSandboxService sandboxes,
+    ContainerService containers,
+    ContainerCheckpoint checkpoints) : RuntimeService.RuntimeServiceBase
 {
     public override Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>
         Task.FromResult(status.Version());

@@ -1,0 +1,40 @@
+using System.Text.Json.Serialization;
+using CriShim.Runtime.Store;
+using Runtime.V1;
+
+namespace CriShim.Runtime.Containers;
+
+/// <summary>A container as persisted: its CRI config, image, and lifecycle facts.</summary>
+public sealed class ContainerRecord : IRecord
+{
+    public required string Id { get; init; }
+    public required string PodId { get; init; }
+    /// <summary>The ContainerConfig as the kubelet sent it (protobuf bytes).</summary>
+    public required byte[] Config { get; init; }
+    public required string ImageId { get; init; }
+    /// <summary>The image as the kubelet named it, for ContainerStatus.image.</summary>
+    public required string ImageName { get; init; }
+    /// <summary>A repo digest of the image (or its id), for ContainerStatus.image_ref.</summary>
+    public required string ImageRef { get; init; }
+    public required string RuntimeHandler { get; init; }
+    public required long CreatedAtNanos { get; init; }
+    public required string LogPath { get; init; }
+    public required string StopSignal { get; init; }
+    public ContainerState State { get; set; } = ContainerState.ContainerCreated;
+    public long StartedAtNanos { get; set; }
+    public long FinishedAtNanos { get; set; }
+    public int ExitCode { get; set; }
+    public string Reason { get; set; } = "";
+    public string Message { get; set; } = "";
+    public int Pid { get; set; }
+    /// <summary>The current LinuxContainerResources (after UpdateContainerResources), protobuf bytes.</summary>
+    public byte[] Resources { get; set; } = [];
+
+    [JsonIgnore]
+    public ContainerConfig ConfigMessage => _config ??= ContainerConfig.Parser.ParseFrom(Config);
+
+    private ContainerConfig? _config;
+}
+
+[JsonSerializable(typeof(ContainerRecord))]
+internal sealed partial class ContainerRecordJson : JsonSerializerContext;

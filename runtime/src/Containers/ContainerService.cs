@@ -1,0 +1,409 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using CriShim.Runtime.Config;
+using CriShim.Runtime.Exec;
+using CriShim.Runtime.Images;
+using CriShim.Runtime.Oci;
+using CriShim.Runtime.Pods;
+using CriShim.Runtime.Server;
+using CriShim.Runtime.Store;
+using Google.Protobuf;
+using Runtime.V1;
+
+namespace CriShim.Runtime.Containers;
+
+/// <summary>The container lifecycle: create, start, stop, remove, status, exec, resources, logs.</summary>
+public sealed class ContainerService(
+    CriShimConfig config,
+    StatePaths paths,
+    RuntimeHandlers handlers,
+    Conmon conmon,
+    RecordStore<PodSandboxRecord> pods,
+    RecordStore<ContainerRecord> containers,
+    IImageLookup images,
+    IRootfsService rootfs,
+    ILogger<ContainerService> logger)
+{
+    private readonly KeyedLock _locks = new();
+    private readonly SemaphoreSlim _createNames = new(1, 1);
+
+    public static string NewId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+
+    public static long NowNanos() => (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).Ticks * 100;
+
+    public string BundleDir(string id) => Path.Combine(containers.DirectoryOf(id), "bundle");
+
+    /// <summary>Serialises an operation on the container (e.g. a checkpoint) with its lifecycle calls.</summary>
+    public Task<IDisposable> LockAsync(string id, CancellationToken cancellationToken) => _locks.AcquireAsync(id, cancellationToken);
+
+    public IEnumerable<ContainerRecord> OfPod(string podId) => containers.All.Where(c => c.PodId == podId);
+
+    private OciRuntime RuntimeOf(string handler) =>
+        handlers.TryGet(handler, out var runtime) ? runtime : throw new InvalidOperationException($"runtime handler \"{handler}\" is no longer configured");
+
+    /// <summary>Finds a container by id or unique prefix, with its exit noticed.</summary>
+    public ContainerRecord Get(string id)
+    {
+        var record = containers.Resolve(id) ?? throw new NotFoundException($"container \"{id}\" not found");
+        Refresh(record);
+        return record;
+    }
+
+    public async Task<string> CreateAsync(string podId, ContainerConfig containerConfig, CancellationToken cancellationToken)
+    {
+        if (containerConfig.Metadata is not { Name.Length: > 0 }) throw new ArgumentException("container metadata.name must be set");
+        if (containerConfig.Image is not { Image.Length: > 0 }) throw new ArgumentException("container image must be set");
+        var pod = pods.Resolve(podId) ?? throw new NotFoundException($"pod sandbox \"{podId}\" not found");
+        if (!pod.Ready) throw new WrongStateException($"pod sandbox {pod.Id} is not ready");
+        var image = images.Find(containerConfig.Image.Image)
+            ?? throw new NotFoundException($"image \"{containerConfig.Image.Image}\" not found: pull it first");
+        if (!handlers.TryGet(pod.RuntimeHandler, out var runtime))
+        {
+            throw new ArgumentException($"runtime handler \"{pod.RuntimeHandler}\" is not configured");
+        }
+
+        string id = NewId();
+        await _createNames.WaitAsync(cancellationToken);
+        ContainerRecord record;
+        try
+        {
+            var metadata = containerConfig.Metadata;
+            var holder = OfPod(pod.Id).FirstOrDefault(c =>
+                c.ConfigMessage.Metadata.Name == metadata.Name && c.ConfigMessage.Metadata.Attempt == metadata.Attempt);
+            if (holder is not null)
+            {
+                throw new AlreadyExistsException(
+                    $"container name \"{metadata.Name}\" attempt {metadata.Attempt} in pod {pod.Id} is already used by container {holder.Id}");
+            }
+            var podConfig = pod.ConfigMessage;
+            string logPath = podConfig.LogDirectory.Length > 0 && containerConfig.LogPath.Length > 0
+                ? Path.Combine(podConfig.LogDirectory, containerConfig.LogPath)
+                : Path.Combine(containers.DirectoryOf(id), "container.log");
+            record = new ContainerRecord
+            {
+                Id = id,
+                PodId = pod.Id,
+                Config = containerConfig.ToByteArray(),
+                ImageId = image.Id,
+                ImageName = containerConfig.Image.Image,
+                ImageRef = image.RepoDigests.FirstOrDefault() ?? image.Id,
+                RuntimeHandler = runtime.Handler,
+                CreatedAtNanos = NowNanos(),
+                LogPath = logPath,
+                StopSignal = StopSignal(containerConfig, image),
+                Resources = (containerConfig.Linux?.Resources ?? new LinuxContainerResources()).ToByteArray(),
+            };
+            // Saved first, so a crash mid-create leaves a record that RemoveContainer can clean up.
+            containers.Save(record);
+        }
+        finally
+        {
+            _createNames.Release();
+        }
+
+        using var _ = await _locks.AcquireAsync(id, cancellationToken);
+        try
+        {
+            await CreateInRuntimeAsync(record, pod, image, runtime, CancellationToken.None);
+            return id;
+        }
+        catch
+        {
+            await RemoveEverythingAsync(record, CancellationToken.None);
+            throw;
+        }
+    }
+
+    private static string StopSignal(ContainerConfig config, StoredImage image)
+    {
+        if (config.StopSignal != Signal.RuntimeDefault) return config.StopSignal.ToString().Replace("Sig", "SIG", StringComparison.Ordinal).ToUpperInvariant();
+        if (image.Config.StopSignal.Length > 0)
+        {
+            Signals.Parse(image.Config.StopSignal);
+            return image.Config.StopSignal;
+        }
+        return "SIGTERM";
+    }
+
+    private async Task CreateInRuntimeAsync(ContainerRecord record, PodSandboxRecord pod, StoredImage image, OciRuntime runtime, CancellationToken cancellationToken)
+    {
+        var containerConfig = record.ConfigMessage;
+        string rootfsPath = await rootfs.MountAsync(record.Id, image, cancellationToken);
+        var security = containerConfig.Linux?.SecurityContext ?? new LinuxContainerSecurityContext();
+        var user = ContainerUserResolver.Resolve(rootfsPath, security.RunAsUser?.Value, security.RunAsUsername,
+            security.RunAsGroup?.Value, image.Config.User, security.SupplementalGroups,
+            security.SupplementalGroupsPolicy == SupplementalGroupsPolicy.Strict);
+        string bundle = BundleDir(record.Id);
+        Directory.CreateDirectory(bundle);
+        var spec = ContainerSpecBuilder.Build(new ContainerSpecInput(record.Id, containerConfig, pod, pods.DirectoryOf(pod.Id),
+            image, rootfsPath, Path.Combine(containers.DirectoryOf(record.Id), "volumes"), user, config.Runtime.CgroupDriver,
+            config.Checkpoint.CriuConfig));
+        AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
+        Directory.CreateDirectory(Path.GetDirectoryName(record.LogPath)!);
+        var metadata = containerConfig.Metadata;
+        record.Pid = await conmon.CreateAsync(new ConmonLaunch(record.Id, $"{metadata.Name}_{metadata.Attempt}", bundle, runtime,
+            record.LogPath, paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd"), cancellationToken);
+        containers.Save(record);
+        logger.LogInformation("created container {Id} ({Name}) in pod {Pod}", record.Id, metadata.Name, pod.Id);
+    }
+
+    public async Task StartAsync(string id, CancellationToken cancellationToken)
+    {
+        var record = Get(id);
+        using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        Refresh(record);
+        if (record.State != ContainerState.ContainerCreated)
+        {
+            throw new WrongStateException($"container {record.Id} is {Describe(record.State)}, not created: it can be started only once");
+        }
+        try
+        {
+            await RuntimeOf(record.RuntimeHandler).StartAsync(record.Id, CancellationToken.None);
+        }
+        catch (ExternalCommandException e)
+        {
+            record.State = ContainerState.ContainerExited;
+            record.FinishedAtNanos = NowNanos();
+            record.ExitCode = 128;
+            record.Reason = "StartError";
+            record.Message = e.StandardError.Trim();
+            containers.Save(record);
+            throw;
+        }
+        record.State = ContainerState.ContainerRunning;
+        record.StartedAtNanos = NowNanos();
+        containers.Save(record);
+        // A process that exits at once may already have left its exit file.
+        Refresh(record);
+    }
+
+    private static string Describe(ContainerState state) => state switch
+    {
+        ContainerState.ContainerCreated => "created",
+        ContainerState.ContainerRunning => "running",
+        ContainerState.ContainerExited => "exited",
+        _ => "in an unknown state",
+    };
+
+    /// <summary>Stops with the stop signal, then SIGKILL after <paramref name="timeoutSeconds"/>; idempotent.</summary>
+    public async Task StopAsync(string id, long timeoutSeconds, CancellationToken cancellationToken)
+    {
+        var record = Get(id);
+        using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        await StopLockedAsync(record, timeoutSeconds, cancellationToken);
+    }
+
+    private async Task StopLockedAsync(ContainerRecord record, long timeoutSeconds, CancellationToken cancellationToken)
+    {
+        Refresh(record);
+        if (record.State == ContainerState.ContainerExited) return;
+        var runtime = RuntimeOf(record.RuntimeHandler);
+        if (record.State == ContainerState.ContainerCreated)
+        {
+            // Never started: there is no user process to be gentle with.
+            await runtime.KillAsync(record.Id, Signals.Kill, all: true, CancellationToken.None);
+        }
+        else if (timeoutSeconds > 0)
+        {
+            await runtime.KillAsync(record.Id, Signals.Parse(record.StopSignal), all: false, CancellationToken.None);
+            if (await WaitForExitAsync(record, TimeSpan.FromSeconds(timeoutSeconds), cancellationToken)) return;
+            logger.LogInformation("container {Id} ignored {Signal} for {Timeout}s; killing it", record.Id, record.StopSignal, timeoutSeconds);
+        }
+        await runtime.KillAsync(record.Id, Signals.Kill, all: true, CancellationToken.None);
+        if (!await WaitForExitAsync(record, TimeSpan.FromSeconds(30), CancellationToken.None))
+        {
+            throw new TimeoutException($"container {record.Id} did not exit 30 s after SIGKILL");
+        }
+    }
+
+    private async Task<bool> WaitForExitAsync(ContainerRecord record, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + limit;
+        while (DateTime.UtcNow < deadline)
+        {
+            Refresh(record);
+            if (record.State == ContainerState.ContainerExited) return true;
+            // A created container that was killed never gets an exit file from conmon's create path.
+            if (record.State == ContainerState.ContainerCreated && !CriShim.NativeInterop.Processes.IsAlive(record.Pid))
+            {
+                MarkExited(record, 137, "Error", "killed before it was started");
+                return true;
+            }
+            await Task.Delay(50, cancellationToken);
+        }
+        return false;
+    }
+
+    /// <summary>Removes a container in any state; unknown ids succeed, as the CRI requires.</summary>
+    public async Task RemoveAsync(string id, CancellationToken cancellationToken)
+    {
+        var record = containers.Resolve(id);
+        if (record is null) return;
+        using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        if (containers.Get(record.Id) is null) return;
+        await RemoveEverythingAsync(record, cancellationToken);
+    }
+
+    private async Task RemoveEverythingAsync(ContainerRecord record, CancellationToken cancellationToken)
+    {
+        if (handlers.TryGet(record.RuntimeHandler, out var runtime))
+        {
+            await runtime.DeleteAsync(record.Id, cancellationToken);
+        }
+        await rootfs.RemoveAsync(record.Id, cancellationToken);
+        File.Delete(Conmon.ExitFile(paths.ExitDir, record.Id));
+        string sockets = Path.Combine(paths.ConmonSockets, record.Id);
+        if (Directory.Exists(sockets)) Directory.Delete(sockets, recursive: true);
+        containers.Delete(record.Id);
+        logger.LogInformation("removed container {Id}", record.Id);
+    }
+
+    /// <summary>Notices an exit recorded by conmon (also one that happened while the daemon was down).</summary>
+    public void Refresh(ContainerRecord record)
+    {
+        if (record.State == ContainerState.ContainerExited) return;
+        string exitFile = Conmon.ExitFile(paths.ExitDir, record.Id);
+        if (!File.Exists(exitFile)) return;
+        string text = File.ReadAllText(exitFile).Trim();
+        if (text.Length == 0) return;
+        int exitCode = int.TryParse(text, out int code) ? code : 255;
+        bool oomKilled = File.Exists(Conmon.OomFile(BundleDir(record.Id)));
+        string reason = oomKilled ? "OOMKilled" : exitCode == 0 ? "Completed" : "Error";
+        MarkExited(record, exitCode, reason, "", File.GetLastWriteTimeUtc(exitFile));
+    }
+
+    private void MarkExited(ContainerRecord record, int exitCode, string reason, string message, DateTime? at = null)
+    {
+        record.State = ContainerState.ContainerExited;
+        record.ExitCode = exitCode;
+        record.Reason = reason;
+        record.Message = message;
+        record.FinishedAtNanos = at is { } time ? (new DateTimeOffset(time) - DateTimeOffset.UnixEpoch).Ticks * 100 : NowNanos();
+        containers.Save(record);
+    }
+
+    public ContainerStatus Status(ContainerRecord record)
+    {
+        var containerConfig = record.ConfigMessage;
+        var status = new ContainerStatus
+        {
+            Id = record.Id,
+            Metadata = containerConfig.Metadata,
+            State = record.State,
+            CreatedAt = record.CreatedAtNanos,
+            StartedAt = record.StartedAtNanos,
+            FinishedAt = record.FinishedAtNanos,
+            ExitCode = record.ExitCode,
+            Image = new ImageSpec { Image = record.ImageName, UserSpecifiedImage = record.ImageName },
+            ImageRef = record.ImageRef,
+            ImageId = record.ImageId,
+            Reason = record.Reason,
+            Message = record.Message,
+            LogPath = record.LogPath,
+            Resources = new ContainerResources { Linux = LinuxContainerResources.Parser.ParseFrom(record.Resources) },
+        };
+        status.Labels.Add(containerConfig.Labels);
+        status.Annotations.Add(containerConfig.Annotations);
+        foreach (var mount in containerConfig.Mounts) status.Mounts.Add(mount);
+        return status;
+    }
+
+    public Dictionary<string, string> VerboseInfo(ContainerRecord record)
+    {
+        string specPath = Path.Combine(BundleDir(record.Id), "config.json");
+        string spec = File.Exists(specPath) ? File.ReadAllText(specPath) : "{}";
+        var info = new VerboseContainerInfo(record.Id, record.PodId, record.Pid, record.RuntimeHandler, BundleDir(record.Id),
+            JsonDocument.Parse(spec).RootElement);
+        return new Dictionary<string, string> { ["info"] = JsonSerializer.Serialize(info, ContainerInfoJson.Default.VerboseContainerInfo) };
+    }
+
+    public IEnumerable<ContainerRecord> List(ContainerFilter? filter)
+    {
+        foreach (var record in containers.All.ToList())
+        {
+            Refresh(record);
+            if (filter is not null)
+            {
+                if (filter.Id.Length > 0 && !record.Id.StartsWith(filter.Id, StringComparison.Ordinal)) continue;
+                if (filter.State is not null && record.State != filter.State.State) continue;
+                if (filter.PodSandboxId.Length > 0 && !record.PodId.StartsWith(filter.PodSandboxId, StringComparison.Ordinal)) continue;
+                if (!LabelSelector.Matches(record.ConfigMessage.Labels, filter.LabelSelector)) continue;
+            }
+            yield return record;
+        }
+    }
+
+    public async Task<ExecSyncResponse> ExecSyncAsync(string id, IReadOnlyList<string> command, long timeoutSeconds, CancellationToken cancellationToken)
+    {
+        if (command.Count == 0) throw new ArgumentException("exec command must not be empty");
+        var record = Get(id);
+        if (record.State != ContainerState.ContainerRunning)
+        {
+            throw new WrongStateException($"container {record.Id} is {Describe(record.State)}, not running");
+        }
+        Directory.CreateDirectory(paths.Exec);
+        string pidFile = Path.Combine(paths.Exec, $"{record.Id}-{NewId()[..12]}.pid");
+        // The CRI's 0 means no limit; a day bounds a forgotten exec.
+        var limit = timeoutSeconds > 0 ? TimeSpan.FromSeconds(timeoutSeconds) : TimeSpan.FromDays(1);
+        try
+        {
+            var output = await RuntimeOf(record.RuntimeHandler).ExecAsync(record.Id, command, limit, pidFile, cancellationToken);
+            return new ExecSyncResponse
+            {
+                Stdout = ByteString.CopyFromUtf8(output.StandardOutput),
+                Stderr = ByteString.CopyFromUtf8(output.StandardError),
+                ExitCode = output.ExitCode,
+            };
+        }
+        catch (ExternalCommandTimeoutException)
+        {
+            throw new TimeoutException($"command {string.Join(' ', command)} in container {record.Id} timed out after {timeoutSeconds}s and was killed");
+        }
+    }
+
+    public async Task UpdateResourcesAsync(string id, LinuxContainerResources resources, CancellationToken cancellationToken)
+    {
+        var record = Get(id);
+        using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        Refresh(record);
+        if (record.State == ContainerState.ContainerExited)
+        {
+            throw new WrongStateException($"container {record.Id} has exited; its resources cannot change");
+        }
+        string json = ContainerSpecBuilder.UpdatableResources(resources).ToJsonString();
+        await RuntimeOf(record.RuntimeHandler).UpdateResourcesAsync(record.Id, json, cancellationToken);
+        record.Resources = resources.ToByteArray();
+        containers.Save(record);
+    }
+
+    public async Task ReopenLogAsync(string id, CancellationToken cancellationToken)
+    {
+        var record = Get(id);
+        if (record.State != ContainerState.ContainerRunning)
+        {
+            throw new WrongStateException($"container {record.Id} is {Describe(record.State)}, not running");
+        }
+        await Conmon.ReopenLogAsync(BundleDir(record.Id), cancellationToken);
+    }
+
+    /// <summary>For StopPodSandbox: every container of the pod, killed at once.</summary>
+    public async Task StopAllOfPodAsync(string podId, CancellationToken cancellationToken)
+    {
+        foreach (var record in OfPod(podId).ToList())
+        {
+            using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+            await StopLockedAsync(record, 0, cancellationToken);
+        }
+    }
+
+    public async Task RemoveAllOfPodAsync(string podId, CancellationToken cancellationToken)
+    {
+        foreach (var record in OfPod(podId).ToList()) await RemoveAsync(record.Id, cancellationToken);
+    }
+}
+
+public sealed record VerboseContainerInfo(string Id, string SandboxId, int Pid, string RuntimeHandler, string Bundle, JsonElement RuntimeSpec);
+
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(VerboseContainerInfo))]
+internal sealed partial class ContainerInfoJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,0 +1,33 @@
+using CriShim.Runtime.Config;
+using CriShim.Runtime.Images;
+using CriShim.Runtime.Oci;
+using CriShim.Runtime.Pods;
+using CriShim.Runtime.Store;
+
+namespace CriShim.Runtime.Containers;
+
+/// <summary>An image is in use while any container, in any state, was created from it.</summary>
+public sealed class ContainerImageUsage(RecordStore<ContainerRecord> containers) : IImageUsage
+{
+    public bool IsInUse(string imageId) => containers.All.Any(c => c.ImageId == imageId);
+}
+
+public static class ContainerServiceRegistration
+{
+    public static IServiceCollection AddPodAndContainerServices(this IServiceCollection services, CriShimConfig config)
+    {
+        var paths = new StatePaths(config);
+        // conmon writes exit files here; clean-up paths expect the dir to exist before any container ran.
+        Directory.CreateDirectory(paths.ExitDir);
+        services.AddSingleton(paths);
+        services.AddSingleton(new Conmon(config.Runtime.Conmon));
+        services.AddSingleton(sp => new RecordStore<PodSandboxRecord>(paths.Pods, PodSandboxRecordJson.Default.PodSandboxRecord,
+            sp.GetRequiredService<ILogger<PodSandboxService>>()));
+        services.AddSingleton(sp => new RecordStore<ContainerRecord>(paths.Containers, ContainerRecordJson.Default.ContainerRecord,
+            sp.GetRequiredService<ILogger<ContainerService>>()));
+        services.AddSingleton<IImageUsage, ContainerImageUsage>();
+        services.AddSingleton<ContainerService>();
+        services.AddSingleton<PodSandboxService>();
+        return services;
+    }
+}

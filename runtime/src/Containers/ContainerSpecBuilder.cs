@@ -1,0 +1,379 @@
+using System.Text.Json.Nodes;
+using CriShim.NativeInterop;
+using CriShim.Runtime.Images;
+using CriShim.Runtime.Oci;
+using CriShim.Runtime.Pods;
+using Runtime.V1;
+
+namespace CriShim.Runtime.Containers;
+
+/// <summary>Everything a container's OCI spec is generated from.</summary>
+public sealed record ContainerSpecInput(
+    string ContainerId,
+    ContainerConfig Config,
+    PodSandboxRecord Pod,
+    string PodDir,
+    StoredImage Image,
+    string Rootfs,
+    string VolumesDir,
+    ResolvedUser User,
+    string CgroupDriver,
+    string CriuConfigFile);
+
+/// <summary>Turns a CRI ContainerConfig plus the image config into an OCI runtime spec (config.json).</summary>
+public static class ContainerSpecBuilder
+{
+    private const string DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+    public static JsonObject Build(ContainerSpecInput input)
+    {
+        var config = input.Config;
+        var security = config.Linux?.SecurityContext ?? new LinuxContainerSecurityContext();
+        bool privileged = security.Privileged;
+        var podConfig = input.Pod.ConfigMessage;
+        var podNamespaces = podConfig.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption();
+        var resources = config.Linux?.Resources ?? new LinuxContainerResources();
+
+        var linuxResources = Resources(resources);
+        var deviceRules = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" });
+        var devices = new JsonArray();
+        AddDevices(config, privileged, devices, deviceRules);
+        linuxResources["devices"] = deviceRules;
+
+        var (mounts, rootfsPropagation) = Mounts(input, privileged, podNamespaces);
+        var linux = new JsonObject
+        {
+            ["cgroupsPath"] = CgroupPaths.For(input.CgroupDriver, input.Pod.CgroupParent, input.ContainerId),
+            ["namespaces"] = Namespaces(input.Pod, podNamespaces, security.NamespaceOptions ?? new NamespaceOption()),
+            ["resources"] = linuxResources,
+            ["devices"] = devices,
+        };
+        if (rootfsPropagation is not null) linux["rootfsPropagation"] = rootfsPropagation;
+        if (!privileged)
+        {
+            linux["maskedPaths"] = SpecDefaults.Strings(security.MaskedPaths.Count > 0 ? security.MaskedPaths : SpecDefaults.MaskedPaths);
+            linux["readonlyPaths"] = SpecDefaults.Strings(security.ReadonlyPaths.Count > 0 ? security.ReadonlyPaths : SpecDefaults.ReadonlyPaths);
+            if (Seccomp(security) is { } seccomp) linux["seccomp"] = seccomp;
+        }
+
+        return new JsonObject
+        {
+            ["ociVersion"] = "1.0.2",
+            ["process"] = Process(input, security, privileged, resources),
+            ["root"] = new JsonObject { ["path"] = input.Rootfs, ["readonly"] = security.ReadonlyRootfs },
+            ["hostname"] = input.Pod.NetNsPath.Length > 0 ? podConfig.Hostname : null,
+            ["mounts"] = mounts,
+            ["annotations"] = Annotations(input),
+            ["linux"] = linux,
+        };
+    }
+
+    /// <summary>The kubelet's rule: command replaces the entrypoint; args replace the image's cmd.</summary>
+    public static List<string> Arguments(ContainerConfig config, ImageRuntimeConfig image)
+    {
+        var args = config.Command.Count > 0
+            ? [.. config.Command, .. config.Args]
+            : new List<string>([.. image.Entrypoint, .. (config.Args.Count > 0 ? config.Args : image.Cmd)]);
+        return args.Count > 0 ? args : throw new ArgumentException("no command specified: the container config and the image give neither command nor args");
+    }
+
+    public static List<string> Environment(ContainerConfig config, ImageRuntimeConfig image, string home)
+    {
+        var env = new List<string>();
+        var index = new Dictionary<string, int>();
+        void Set(string key, string entry)
+        {
+            if (index.TryGetValue(key, out int at)) env[at] = entry;
+            else
+            {
+                index[key] = env.Count;
+                env.Add(entry);
+            }
+        }
+        foreach (string entry in image.Env)
+        {
+            int eq = entry.IndexOf('=');
+            Set(eq < 0 ? entry : entry[..eq], entry);
+        }
+        foreach (var kv in config.Envs) Set(kv.Key, $"{kv.Key}={kv.Value.ToStringUtf8()}");
+        if (!index.ContainsKey("PATH")) Set("PATH", DefaultPath);
+        if (!index.ContainsKey("HOME")) Set("HOME", $"HOME={home}");
+        return env;
+    }
+
+    private static JsonObject Process(ContainerSpecInput input, LinuxContainerSecurityContext security, bool privileged, LinuxContainerResources resources)
+    {
+        var config = input.Config;
+        var image = input.Image.Config;
+        var capabilities = Capabilities(security, privileged);
+        var capabilityArray = SpecDefaults.Strings(capabilities);
+        var ambient = security.Capabilities?.AddAmbientCapabilities.Select(Normalize).ToList() ?? [];
+        return new JsonObject
+        {
+            ["terminal"] = config.Tty,
+            ["user"] = new JsonObject
+            {
+                ["uid"] = input.User.Uid,
+                ["gid"] = input.User.Gid,
+                ["additionalGids"] = new JsonArray(input.User.AdditionalGids.Select(g => (JsonNode)JsonValue.Create(g)!).ToArray()),
+            },
+            ["args"] = SpecDefaults.Strings(Arguments(config, image)),
+            ["env"] = SpecDefaults.Strings(Environment(config, image, input.User.Home)),
+            ["cwd"] = config.WorkingDir.Length > 0 ? config.WorkingDir : image.WorkingDir.Length > 0 ? image.WorkingDir : "/",
+            ["capabilities"] = new JsonObject
+            {
+                ["bounding"] = capabilityArray.DeepClone(),
+                ["effective"] = capabilityArray.DeepClone(),
+                ["permitted"] = capabilityArray.DeepClone(),
+                ["ambient"] = SpecDefaults.Strings(ambient),
+                ["inheritable"] = SpecDefaults.Strings(ambient),
+            },
+            ["noNewPrivileges"] = security.NoNewPrivs,
+            ["oomScoreAdj"] = OomScore.Clamp(resources.OomScoreAdj),
+        };
+    }
+
+    private static string Normalize(string capability)
+    {
+        string upper = capability.ToUpperInvariant();
+        return upper.StartsWith("CAP_", StringComparison.Ordinal) ? upper : "CAP_" + upper;
+    }
+
+    public static List<string> Capabilities(LinuxContainerSecurityContext security, bool privileged)
+    {
+        if (privileged) return [.. SpecDefaults.AllCapabilities];
+        var set = new List<string>(SpecDefaults.Capabilities);
+        var requested = security.Capabilities;
+        if (requested is null) return set;
+        foreach (string drop in requested.DropCapabilities)
+        {
+            if (drop.Equals("ALL", StringComparison.OrdinalIgnoreCase)) set.Clear();
+            else set.Remove(Normalize(drop));
+        }
+        foreach (string add in requested.AddCapabilities.Concat(requested.AddAmbientCapabilities))
+        {
+            var toAdd = add.Equals("ALL", StringComparison.OrdinalIgnoreCase) ? SpecDefaults.AllCapabilities : [Normalize(add)];
+            foreach (string capability in toAdd)
+            {
+                if (!SpecDefaults.AllCapabilities.Contains(capability)) throw new ArgumentException($"unknown capability \"{add}\"");
+                if (!set.Contains(capability)) set.Add(capability);
+            }
+        }
+        return set;
+    }
+
+    private static JsonArray Namespaces(PodSandboxRecord pod, NamespaceOption podNamespaces, NamespaceOption containerNamespaces)
+    {
+        string infra(string kind) => $"/proc/{pod.InfraPid}/ns/{kind}";
+        var namespaces = new JsonArray(new JsonObject { ["type"] = "mount" });
+        if (pod.NetNsPath.Length > 0)
+        {
+            namespaces.Add((JsonNode)new JsonObject { ["type"] = "network", ["path"] = pod.NetNsPath });
+            namespaces.Add((JsonNode)new JsonObject { ["type"] = "uts", ["path"] = infra("uts") });
+        }
+        if (podNamespaces.Ipc != NamespaceMode.Node) namespaces.Add((JsonNode)new JsonObject { ["type"] = "ipc", ["path"] = infra("ipc") });
+        switch (containerNamespaces.Pid)
+        {
+            case NamespaceMode.Pod:
+                namespaces.Add((JsonNode)new JsonObject { ["type"] = "pid", ["path"] = infra("pid") });
+                break;
+            case NamespaceMode.Container:
+                namespaces.Add((JsonNode)new JsonObject { ["type"] = "pid" });
+                break;
+            case NamespaceMode.Target:
+                throw new ArgumentException("pid namespace mode TARGET is not supported");
+        }
+        return namespaces;
+    }
+
+    private static JsonObject Resources(LinuxContainerResources resources)
+    {
+        if (resources.MemoryLimitInBytes < 0 || resources.MemorySwapLimitInBytes < 0 || resources.CpuShares < 0 || resources.CpuPeriod < 0)
+        {
+            throw new ArgumentException("memory_limit_in_bytes, memory_swap_limit_in_bytes, cpu_shares and cpu_period must not be negative");
+        }
+        var result = new JsonObject();
+        var memory = new JsonObject();
+        if (resources.MemoryLimitInBytes > 0) memory["limit"] = resources.MemoryLimitInBytes;
+        if (resources.MemorySwapLimitInBytes > 0) memory["swap"] = resources.MemorySwapLimitInBytes;
+        if (memory.Count > 0) result["memory"] = memory;
+        var cpu = new JsonObject();
+        if (resources.CpuShares > 0) cpu["shares"] = resources.CpuShares;
+        if (resources.CpuQuota != 0) cpu["quota"] = resources.CpuQuota;
+        if (resources.CpuPeriod > 0) cpu["period"] = resources.CpuPeriod;
+        if (resources.CpusetCpus.Length > 0) cpu["cpus"] = resources.CpusetCpus;
+        if (resources.CpusetMems.Length > 0) cpu["mems"] = resources.CpusetMems;
+        if (cpu.Count > 0) result["cpu"] = cpu;
+        if (resources.HugepageLimits.Count > 0)
+        {
+            result["hugepageLimits"] = new JsonArray(resources.HugepageLimits
+                .Select(h => (JsonNode)new JsonObject { ["pageSize"] = h.PageSize, ["limit"] = h.Limit }).ToArray());
+        }
+        if (resources.Unified.Count > 0)
+        {
+            var unified = new JsonObject();
+            foreach (var (key, value) in resources.Unified) unified[key] = value;
+            result["unified"] = unified;
+        }
+        return result;
+    }
+
+    /// <summary>The resources object `runc update --resources` takes, validated.</summary>
+    public static JsonObject UpdatableResources(LinuxContainerResources resources) => Resources(resources);
+
+    private static void AddDevices(ContainerConfig config, bool privileged, JsonArray devices, JsonArray rules)
+    {
+        if (privileged)
+        {
+            rules.Add((JsonNode)new JsonObject { ["allow"] = true, ["access"] = "rwm" });
+        }
+        foreach (var device in config.Devices)
+        {
+            if (!Path.IsPathRooted(device.HostPath) || !Path.IsPathRooted(device.ContainerPath))
+            {
+                throw new ArgumentException($"device paths must be absolute: host \"{device.HostPath}\", container \"{device.ContainerPath}\"");
+            }
+            DeviceNode node;
+            try
+            {
+                node = Devices.Stat(device.HostPath) ?? throw new ArgumentException($"{device.HostPath} is not a device node");
+            }
+            catch (NativeCallException e)
+            {
+                throw new ArgumentException($"device {device.HostPath}: {e.Message}");
+            }
+            string access = device.Permissions.Length > 0 ? device.Permissions : "rwm";
+            if (access.Any(c => c is not ('r' or 'w' or 'm')))
+            {
+                throw new ArgumentException($"device {device.HostPath}: permissions \"{device.Permissions}\" must use only r, w and m");
+            }
+            devices.Add((JsonNode)new JsonObject
+            {
+                ["path"] = device.ContainerPath,
+                ["type"] = node.Type.ToString(),
+                ["major"] = node.Major,
+                ["minor"] = node.Minor,
+                ["fileMode"] = node.FileMode,
+                ["uid"] = 0,
+                ["gid"] = 0,
+            });
+            rules.Add((JsonNode)new JsonObject
+            {
+                ["allow"] = true,
+                ["type"] = node.Type.ToString(),
+                ["major"] = node.Major,
+                ["minor"] = node.Minor,
+                ["access"] = access,
+            });
+        }
+    }
+
+    private static (JsonArray Mounts, string? RootfsPropagation) Mounts(ContainerSpecInput input, bool privileged, NamespaceOption podNamespaces)
+    {
+        var config = input.Config;
+        var requested = new Dictionary<string, JsonObject>();
+        string? rootfsPropagation = null;
+        foreach (var mount in config.Mounts)
+        {
+            string destination = CleanContainerPath(mount.ContainerPath);
+            if (mount.Image is { Image.Length: > 0 })
+            {
+                throw new ArgumentException($"mount {destination}: image volumes are not supported");
+            }
+            if (mount.RecursiveReadOnly)
+            {
+                throw new ArgumentException($"mount {destination}: recursive read-only mounts are not supported by this runtime");
+            }
+            if (!Path.IsPathRooted(mount.HostPath) || mount.HostPath.Split('/').Contains(".."))
+            {
+                throw new ArgumentException($"mount {destination}: host path \"{mount.HostPath}\" must be absolute and must not contain \"..\"");
+            }
+            if (!Path.Exists(mount.HostPath)) Directory.CreateDirectory(mount.HostPath);
+            string propagation = mount.Propagation switch
+            {
+                MountPropagation.PropagationHostToContainer => "rslave",
+                MountPropagation.PropagationBidirectional => "rshared",
+                _ => "rprivate",
+            };
+            if (propagation == "rshared" || (propagation == "rslave" && rootfsPropagation is null)) rootfsPropagation = propagation;
+            requested[destination] = SpecDefaults.BindMount(destination, mount.HostPath, mount.Readonly, propagation);
+        }
+
+        var mounts = SpecDefaults.BaseMounts(readOnlySys: !privileged);
+        void AddUnlessRequested(JsonObject mount)
+        {
+            if (!requested.ContainsKey(mount["destination"]!.GetValue<string>())) mounts.Add((JsonNode)mount);
+        }
+        AddUnlessRequested(input.Pod.ShmPath.Length > 0
+            ? SpecDefaults.BindMount("/dev/shm", input.Pod.ShmPath, readOnly: false)
+            : SpecDefaults.BindMount("/dev/shm", "/dev/shm", readOnly: false));
+        AddUnlessRequested(SpecDefaults.BindMount("/etc/hostname", PodFiles.Hostname(input.PodDir), readOnly: false));
+        AddUnlessRequested(SpecDefaults.BindMount("/etc/hosts", PodFiles.Hosts(input.PodDir), readOnly: false));
+        AddUnlessRequested(SpecDefaults.BindMount("/etc/resolv.conf", PodFiles.ResolvConf(input.PodDir), readOnly: false));
+        foreach (string volume in input.Image.Config.Volumes)
+        {
+            string destination = CleanContainerPath(volume);
+            if (requested.ContainsKey(destination)) continue;
+            string source = Path.Combine(input.VolumesDir, Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(destination)));
+            Directory.CreateDirectory(source);
+            mounts.Add((JsonNode)SpecDefaults.BindMount(destination, source, readOnly: false));
+        }
+        // Parents before children, so a mount under another mount is not hidden by it.
+        foreach (var mount in requested.OrderBy(m => m.Key.Count(c => c == '/')).ThenBy(m => m.Key, StringComparer.Ordinal))
+        {
+            mounts.Add((JsonNode)mount.Value);
+        }
+        return (mounts, rootfsPropagation);
+    }
+
+    private static string CleanContainerPath(string path)
+    {
+        if (!path.StartsWith('/') || path.Split('/').Contains(".."))
+        {
+            throw new ArgumentException($"container path \"{path}\" must be absolute and must not contain \"..\"");
+        }
+        return path.Length > 1 ? path.TrimEnd('/') : path;
+    }
+
+    private static JsonObject? Seccomp(LinuxContainerSecurityContext security)
+    {
+        var profile = security.Seccomp;
+        // No profile means Unconfined, as the kubelet sends RuntimeDefault explicitly when it wants it.
+        if (profile is null) return null;
+        return profile.ProfileType switch
+        {
+            SecurityProfile.Types.ProfileType.Unconfined => null,
+            SecurityProfile.Types.ProfileType.RuntimeDefault => SpecDefaults.RuntimeDefaultSeccomp(),
+            _ => LocalhostProfile(profile.LocalhostRef),
+        };
+    }
+
+    private static JsonObject LocalhostProfile(string path)
+    {
+        if (!Path.IsPathRooted(path)) throw new ArgumentException($"seccomp localhost profile \"{path}\" must be an absolute path");
+        if (!File.Exists(path)) throw new ArgumentException($"seccomp localhost profile {path} does not exist");
+        return JsonNode.Parse(File.ReadAllText(path)) as JsonObject
+            ?? throw new ArgumentException($"seccomp profile {path} is not a JSON object");
+    }
+
+    private static JsonObject Annotations(ContainerSpecInput input)
+    {
+        var annotations = new JsonObject();
+        foreach (var (key, value) in input.Config.Annotations) annotations[key] = value;
+        var podMetadata = input.Pod.ConfigMessage.Metadata;
+        annotations["io.kubernetes.cri.container-type"] = "container";
+        annotations["io.kubernetes.cri.container-name"] = input.Config.Metadata.Name;
+        annotations["io.kubernetes.cri.sandbox-id"] = input.Pod.Id;
+        annotations["io.kubernetes.cri.sandbox-name"] = podMetadata.Name;
+        annotations["io.kubernetes.cri.sandbox-namespace"] = podMetadata.Namespace;
+        annotations["io.kubernetes.cri.sandbox-uid"] = podMetadata.Uid;
+        annotations["io.kubernetes.cri.image-name"] = input.Config.Image.Image;
+        annotations["io.kubernetes.pod.name"] = podMetadata.Name;
+        annotations["io.kubernetes.pod.namespace"] = podMetadata.Namespace;
+        annotations["io.kubernetes.pod.uid"] = podMetadata.Uid;
+        annotations["io.container.manager"] = "crishim";
+        // runc and crun read extra CRIU options for this container's dumps from the file this names.
+        if (input.CriuConfigFile.Length > 0 && !annotations.ContainsKey("org.criu.config")) annotations["org.criu.config"] = input.CriuConfigFile;
+        return annotations;
+    }
+}

@@ -1,0 +1,124 @@
+using System.Text.Json;
+using CriShim.Runtime.Exec;
+
+namespace CriShim.Runtime.Oci;
+
+/// <summary>What conmon needs to create and then watch one container.</summary>
+public sealed record ConmonLaunch(
+    string ContainerId,
+    string Name,
+    string BundleDir,
+    OciRuntime Runtime,
+    string LogPath,
+    string ExitDir,
+    string SocketDir,
+    bool SystemdCgroup);
+
+/// <summary>The OCI runtime refused to create the container; the message is the runtime's own.</summary>
+public sealed class ContainerCreateException(string message) : Exception(message);
+
+/// <summary>
+/// conmon, the per-container monitor CRI-O uses: it runs `runtime create`, then holds the container's
+/// stdio, writes the CRI-format log and the exit file, and outlives the daemon.
+/// </summary>
+public sealed class Conmon(string path)
+{
+    private static readonly TimeSpan CreateTimeout = TimeSpan.FromSeconds(60);
+    // conmon reports the create result on the fd named by _OCI_SYNCPIPE. .NET cannot hand a child an
+    // extra fd, so a shell opens fd 3 on a file in the bundle and execs conmon with it.
+    private readonly ExternalCommand _command = new("conmon", "/bin/sh");
+
+    public string Path { get; } = path;
+
+    public static string SyncFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "conmon-sync");
+    public static string PidFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "pidfile");
+    public static string ConmonPidFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "conmon.pid");
+    public static string OomFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "oom");
+    public static string ExitFile(string exitDir, string containerId) => System.IO.Path.Combine(exitDir, containerId);
+
+    /// <summary>Creates the container through conmon; returns the container's init pid.</summary>
+    public async Task<int> CreateAsync(ConmonLaunch launch, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(launch.ExitDir);
+        Directory.CreateDirectory(launch.SocketDir);
+        string syncFile = SyncFile(launch.BundleDir);
+        File.Delete(syncFile);
+        var args = new List<string>
+        {
+            "-c", "exec \"$0\" \"$@\" 3>>\"$CRISHIM_CONMON_SYNC\"", Path,
+            "--api-version", "1",
+            "-c", launch.ContainerId,
+            "-u", launch.ContainerId,
+            "-n", launch.Name,
+            "-r", launch.Runtime.BinaryPath,
+            "-b", launch.BundleDir,
+            "-p", PidFile(launch.BundleDir),
+            "-P", ConmonPidFile(launch.BundleDir),
+            "-l", $"k8s-file:{launch.LogPath}",
+            "--exit-dir", launch.ExitDir,
+            "--persist-dir", launch.BundleDir,
+            "--socket-dir-path", launch.SocketDir,
+            "--runtime-arg", "--root",
+            "--runtime-arg", launch.Runtime.Root,
+            "--log-level", "info",
+        };
+        if (launch.SystemdCgroup) args.Add("--systemd-cgroup");
+        var environment = new Dictionary<string, string?>
+        {
+            ["CRISHIM_CONMON_SYNC"] = syncFile,
+            ["_OCI_SYNCPIPE"] = "3",
+        };
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(CreateTimeout);
+        // Without --sync conmon forks and its first process exits at once; the result arrives in the sync file.
+        await _command.RunAsync(args, CreateTimeout, cancellationToken, environment);
+        try
+        {
+            return await WaitForCreateResultAsync(syncFile, launch, limit.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ExternalCommandTimeoutException("conmon", ["create", launch.ContainerId], CreateTimeout);
+        }
+    }
+
+    private static async Task<int> WaitForCreateResultAsync(string syncFile, ConmonLaunch launch, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            string content = File.Exists(syncFile) ? await File.ReadAllTextAsync(syncFile, cancellationToken) : "";
+            int newline = content.IndexOf('\n');
+            if (newline > 0)
+            {
+                using var message = JsonDocument.Parse(content[..newline]);
+                int data = message.RootElement.GetProperty("data").GetInt32();
+                if (data > 0) return data;
+                string detail = message.RootElement.TryGetProperty("message", out var m) ? m.GetString() ?? "" : "";
+                throw new ContainerCreateException($"{launch.Runtime.Handler} could not create container {launch.ContainerId}: {detail.Trim()}");
+            }
+            if (ConmonDied(launch.BundleDir))
+            {
+                throw new ContainerCreateException($"conmon exited before creating container {launch.ContainerId} (no result in {syncFile})");
+            }
+            await Task.Delay(10, cancellationToken);
+        }
+    }
+
+    private static bool ConmonDied(string bundleDir)
+    {
+        string pidFile = ConmonPidFile(bundleDir);
+        return File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out int pid) &&
+               !CriShim.NativeInterop.Processes.IsAlive(pid);
+    }
+
+    /// <summary>Asks conmon to reopen the container's log file (after the kubelet rotated it).</summary>
+    public static async Task ReopenLogAsync(string bundleDir, CancellationToken cancellationToken)
+    {
+        string control = System.IO.Path.Combine(bundleDir, "ctl");
+        if (!File.Exists(control)) throw new InvalidOperationException($"conmon control pipe {control} is missing");
+        // Message type 2 is "reopen logs" in conmon's control protocol; the two numbers are unused sizes.
+        await using var pipe = new FileStream(control, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+        await pipe.WriteAsync("2 0 0\n"u8.ToArray(), cancellationToken);
+    }
+}

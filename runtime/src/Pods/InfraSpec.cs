@@ -1,0 +1,89 @@
+using System.Text.Json.Nodes;
+using CriShim.Runtime.Oci;
+using Runtime.V1;
+
+namespace CriShim.Runtime.Pods;
+
+/// <summary>
+/// The pod's infra process: catatonit from the host (static), in a read-only rootfs holding only it.
+/// It creates the pod's IPC, UTS and (when shared) PID namespaces, which every container then joins;
+/// no pause image is pulled, so a pod starts offline.
+/// </summary>
+public static class InfraSpec
+{
+    public const string CatatonitHostPath = "/usr/bin/catatonit";
+
+    /// <summary>Creates the shared infra rootfs once: empty mount points and catatonit.</summary>
+    public static void EnsureRootfs(string rootfs)
+    {
+        string binary = Path.Combine(rootfs, "catatonit");
+        if (File.Exists(binary)) return;
+        foreach (string dir in new[] { "proc", "dev", "sys", "etc", "tmp" })
+        {
+            Directory.CreateDirectory(Path.Combine(rootfs, dir));
+        }
+        string temp = binary + ".tmp";
+        File.Copy(CatatonitHostPath, temp, overwrite: true);
+        File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.GroupRead |
+            UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        File.Move(temp, binary, overwrite: true);
+    }
+
+    public static JsonObject Build(PodSandboxRecord pod, string rootfs, string cgroupsPath, int oomScoreAdj)
+    {
+        var config = pod.ConfigMessage;
+        var ns = config.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption();
+        var namespaces = new JsonArray(new JsonObject { ["type"] = "mount" });
+        if (pod.NetNsPath.Length > 0)
+        {
+            namespaces.Add((JsonNode)new JsonObject { ["type"] = "network", ["path"] = pod.NetNsPath });
+            namespaces.Add((JsonNode)new JsonObject { ["type"] = "uts" });
+        }
+        if (ns.Ipc != NamespaceMode.Node) namespaces.Add((JsonNode)new JsonObject { ["type"] = "ipc" });
+        if (ns.Pid != NamespaceMode.Node) namespaces.Add((JsonNode)new JsonObject { ["type"] = "pid" });
+
+        var sysctls = new JsonObject();
+        foreach (var (key, value) in config.Linux?.Sysctls ?? new Google.Protobuf.Collections.MapField<string, string>())
+        {
+            sysctls[key] = value;
+        }
+        return new JsonObject
+        {
+            ["ociVersion"] = "1.0.2",
+            ["process"] = new JsonObject
+            {
+                ["terminal"] = false,
+                ["user"] = new JsonObject { ["uid"] = 65535, ["gid"] = 65535 },
+                ["args"] = new JsonArray("/catatonit", "-P"),
+                ["env"] = new JsonArray("PATH=/"),
+                ["cwd"] = "/",
+                ["capabilities"] = new JsonObject(),
+                ["noNewPrivileges"] = true,
+                ["oomScoreAdj"] = oomScoreAdj,
+            },
+            ["root"] = new JsonObject { ["path"] = rootfs, ["readonly"] = true },
+            ["hostname"] = pod.NetNsPath.Length > 0 ? config.Hostname : null,
+            ["mounts"] = new JsonArray(
+                SpecDefaults.Mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
+                SpecDefaults.Mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k")),
+            ["annotations"] = new JsonObject
+            {
+                ["io.kubernetes.cri.container-type"] = "sandbox",
+                ["io.kubernetes.cri.sandbox-id"] = pod.Id,
+            },
+            ["linux"] = new JsonObject
+            {
+                ["cgroupsPath"] = cgroupsPath,
+                ["namespaces"] = namespaces,
+                ["sysctl"] = sysctls,
+                ["resources"] = new JsonObject
+                {
+                    ["devices"] = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" }),
+                    ["cpu"] = new JsonObject { ["shares"] = 2 },
+                },
+                ["maskedPaths"] = SpecDefaults.Strings(SpecDefaults.MaskedPaths),
+                ["readonlyPaths"] = SpecDefaults.Strings(SpecDefaults.ReadonlyPaths),
+            },
+        };
+    }
+}

@@ -1,0 +1,35 @@
+using System.Text.Json.Serialization;
+using CriShim.Runtime.Store;
+using Google.Protobuf;
+using Runtime.V1;
+
+namespace CriShim.Runtime.Pods;
+
+/// <summary>A pod sandbox as persisted: its CRI config and what the daemon set up for it.</summary>
+public sealed class PodSandboxRecord : IRecord
+{
+    public required string Id { get; init; }
+    /// <summary>The PodSandboxConfig as the kubelet sent it (protobuf bytes).</summary>
+    public required byte[] Config { get; init; }
+    public required string RuntimeHandler { get; init; }
+    public required long CreatedAtNanos { get; init; }
+    public bool Ready { get; set; }
+    /// <summary>Pinned network namespace; empty for host-network pods.</summary>
+    public string NetNsPath { get; set; } = "";
+    /// <summary>PID of the infra process (catatonit) that holds the pod's IPC, UTS and PID namespaces.</summary>
+    public int InfraPid { get; set; }
+    public string CgroupParent { get; set; } = "";
+    /// <summary>The pod's /dev/shm tmpfs; empty for host-IPC pods.</summary>
+    public string ShmPath { get; set; } = "";
+    public List<string> Ips { get; set; } = [];
+
+    [JsonIgnore]
+    public PodSandboxConfig ConfigMessage => _config ??= PodSandboxConfig.Parser.ParseFrom(Config);
+
+    private PodSandboxConfig? _config;
+
+    public static byte[] Serialize(IMessage message) => message.ToByteArray();
+}
+
+[JsonSerializable(typeof(PodSandboxRecord))]
+internal sealed partial class PodSandboxRecordJson : JsonSerializerContext;

@@ -1,0 +1,238 @@
+using System.Text.Json;
+using CriShim.NativeInterop;
+using CriShim.Runtime.Config;
+using CriShim.Runtime.Containers;
+using CriShim.Runtime.Network;
+using CriShim.Runtime.Oci;
+using CriShim.Runtime.Server;
+using CriShim.Runtime.Store;
+using Google.Protobuf;
+using Runtime.V1;
+
+namespace CriShim.Runtime.Pods;
+
+/// <summary>
+/// Pod sandboxes: a pinned network namespace, a catatonit infra process (through conmon, so it
+/// outlives the daemon) that holds the IPC/UTS/PID namespaces, a /dev/shm tmpfs and the /etc files.
+/// </summary>
+public sealed class PodSandboxService(
+    CriShimConfig config,
+    StatePaths paths,
+    RuntimeHandlers handlers,
+    Conmon conmon,
+    RecordStore<PodSandboxRecord> pods,
+    ContainerService containers,
+    IPodNetwork network,
+    ILogger<PodSandboxService> logger)
+{
+    private readonly KeyedLock _locks = new();
+    private readonly SemaphoreSlim _names = new(1, 1);
+
+    private string InfraBundle(string podId) => Path.Combine(pods.DirectoryOf(podId), "infra");
+
+    public async Task<string> RunAsync(PodSandboxConfig podConfig, string runtimeHandler, CancellationToken cancellationToken)
+    {
+        var metadata = podConfig.Metadata;
+        if (metadata is null || metadata.Name.Length == 0 || metadata.Namespace.Length == 0 || metadata.Uid.Length == 0)
+        {
+            throw new ArgumentException("pod sandbox metadata needs name, namespace and uid");
+        }
+        if (!handlers.TryGet(runtimeHandler, out var runtime))
+        {
+            throw new ArgumentException($"runtime handler \"{runtimeHandler}\" is not configured (have: {string.Join(", ", handlers.All.Select(h => h.Handler))})");
+        }
+        string cgroupParent = podConfig.Linux?.CgroupParent ?? "";
+        CgroupPaths.Validate(config.Runtime.CgroupDriver, cgroupParent);
+        var namespaceOptions = podConfig.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption();
+        if (namespaceOptions.Pid == NamespaceMode.Target) throw new ArgumentException("a pod cannot use pid namespace mode TARGET");
+
+        string id = ContainerService.NewId();
+        PodSandboxRecord record;
+        await _names.WaitAsync(cancellationToken);
+        try
+        {
+            var holder = pods.All.FirstOrDefault(p =>
+            {
+                var m = p.ConfigMessage.Metadata;
+                return m.Name == metadata.Name && m.Namespace == metadata.Namespace && m.Uid == metadata.Uid && m.Attempt == metadata.Attempt;
+            });
+            if (holder is not null)
+            {
+                throw new AlreadyExistsException(
+                    $"pod sandbox name \"{metadata.Name}_{metadata.Namespace}_{metadata.Uid}_{metadata.Attempt}\" is already used by sandbox {holder.Id}");
+            }
+            record = new PodSandboxRecord
+            {
+                Id = id,
+                Config = podConfig.ToByteArray(),
+                RuntimeHandler = runtime.Handler,
+                CreatedAtNanos = ContainerService.NowNanos(),
+                CgroupParent = cgroupParent,
+            };
+            pods.Save(record);
+        }
+        finally
+        {
+            _names.Release();
+        }
+
+        using var _ = await _locks.AcquireAsync(id, cancellationToken);
+        try
+        {
+            // Set-up is not cut short by a client that gives up: a half-built pod is worse than a late one.
+            await SetUpAsync(record, podConfig, namespaceOptions, runtime, CancellationToken.None);
+            return id;
+        }
+        catch
+        {
+            await TearDownAsync(record, CancellationToken.None);
+            pods.Delete(record.Id);
+            if (Directory.Exists(paths.PodRun(record.Id))) Directory.Delete(paths.PodRun(record.Id), recursive: true);
+            throw;
+        }
+    }
+
+    private async Task SetUpAsync(PodSandboxRecord record, PodSandboxConfig podConfig, NamespaceOption namespaces, OciRuntime runtime, CancellationToken cancellationToken)
+    {
+        bool hostNetwork = namespaces.Network == NamespaceMode.Node;
+        string podDir = pods.DirectoryOf(record.Id);
+        string hostname = podConfig.Hostname.Length > 0 ? podConfig.Hostname : hostNetwork ? Environment.MachineName : podConfig.Metadata.Name;
+        PodFiles.Write(podDir, hostname, podConfig.DnsConfig, hostNetwork);
+        Directory.CreateDirectory(paths.PodRun(record.Id));
+        if (!hostNetwork)
+        {
+            string netns = paths.NetNs(record.Id);
+            Directory.CreateDirectory(Path.GetDirectoryName(netns)!);
+            NetworkNamespaces.CreatePinned(netns);
+            record.NetNsPath = netns;
+            pods.Save(record);
+            record.Ips = [.. await network.AttachAsync(record, cancellationToken)];
+        }
+        if (namespaces.Ipc != NamespaceMode.Node)
+        {
+            string shm = Path.Combine(paths.PodRun(record.Id), "shm");
+            Directory.CreateDirectory(shm);
+            Mounts.Mount("shm", shm, "tmpfs", MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec, "mode=1777,size=65536k");
+            record.ShmPath = shm;
+        }
+        pods.Save(record);
+
+        InfraSpec.EnsureRootfs(paths.InfraRootfs);
+        string bundle = InfraBundle(record.Id);
+        Directory.CreateDirectory(bundle);
+        var spec = InfraSpec.Build(record, paths.InfraRootfs, CgroupPaths.For(config.Runtime.CgroupDriver, record.CgroupParent, record.Id), OomScore.Clamp(-998));
+        AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
+        record.InfraPid = await conmon.CreateAsync(new ConmonLaunch(record.Id, $"infra_{podConfig.Metadata.Name}", bundle, runtime,
+            Path.Combine(bundle, "infra.log"), paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd"), cancellationToken);
+        pods.Save(record);
+        await runtime.StartAsync(record.Id, cancellationToken);
+        record.Ready = true;
+        pods.Save(record);
+        logger.LogInformation("pod sandbox {Id} ({Namespace}/{Name}) ready, infra pid {Pid}", record.Id,
+            podConfig.Metadata.Namespace, podConfig.Metadata.Name, record.InfraPid);
+    }
+
+    /// <summary>Releases the infra process, the namespaces and /dev/shm; safe to repeat.</summary>
+    private async Task TearDownAsync(PodSandboxRecord record, CancellationToken cancellationToken)
+    {
+        if (handlers.TryGet(record.RuntimeHandler, out var runtime))
+        {
+            await runtime.DeleteAsync(record.Id, cancellationToken);
+        }
+        File.Delete(Conmon.ExitFile(paths.ExitDir, record.Id));
+        if (record.ShmPath.Length > 0) Mounts.TryUnmount(record.ShmPath, UnmountFlags.Detach);
+        if (record.NetNsPath.Length > 0)
+        {
+            await network.DetachAsync(record, cancellationToken);
+            NetworkNamespaces.Remove(record.NetNsPath);
+        }
+    }
+
+    /// <summary>Stops every container and releases the pod's resources; idempotent, unknown ids succeed.</summary>
+    public async Task StopAsync(string id, CancellationToken cancellationToken)
+    {
+        var record = pods.Resolve(id);
+        if (record is null) return;
+        using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        await containers.StopAllOfPodAsync(record.Id, cancellationToken);
+        await TearDownAsync(record, CancellationToken.None);
+        if (record.Ready || record.InfraPid != 0)
+        {
+            record.Ready = false;
+            record.InfraPid = 0;
+            pods.Save(record);
+            logger.LogInformation("pod sandbox {Id} stopped", record.Id);
+        }
+    }
+
+    /// <summary>Removes the pod and all its containers; idempotent, unknown ids succeed.</summary>
+    public async Task RemoveAsync(string id, CancellationToken cancellationToken)
+    {
+        var record = pods.Resolve(id);
+        if (record is null) return;
+        await StopAsync(record.Id, cancellationToken);
+        using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        if (pods.Get(record.Id) is null) return;
+        await containers.RemoveAllOfPodAsync(record.Id, cancellationToken);
+        string run = paths.PodRun(record.Id);
+        if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
+        pods.Delete(record.Id);
+        logger.LogInformation("pod sandbox {Id} removed", record.Id);
+    }
+
+    public PodSandboxRecord Get(string id) =>
+        pods.Resolve(id) ?? throw new NotFoundException($"pod sandbox \"{id}\" not found");
+
+    /// <summary>Ready only while the infra process lives: a pod whose infra died needs re-creating.</summary>
+    public PodSandboxState StateOf(PodSandboxRecord record) =>
+        record.Ready && Processes.IsAlive(record.InfraPid) ? PodSandboxState.SandboxReady : PodSandboxState.SandboxNotready;
+
+    public PodSandboxStatus Status(PodSandboxRecord record)
+    {
+        var podConfig = record.ConfigMessage;
+        var status = new PodSandboxStatus
+        {
+            Id = record.Id,
+            Metadata = podConfig.Metadata,
+            State = StateOf(record),
+            CreatedAt = record.CreatedAtNanos,
+            RuntimeHandler = record.RuntimeHandler,
+            Network = new PodSandboxNetworkStatus { Ip = record.Ips.FirstOrDefault() ?? "" },
+            Linux = new LinuxPodSandboxStatus
+            {
+                Namespaces = new Namespace { Options = podConfig.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption() },
+            },
+        };
+        foreach (string ip in record.Ips.Skip(1)) status.Network.AdditionalIps.Add(new PodIP { Ip = ip });
+        status.Labels.Add(podConfig.Labels);
+        status.Annotations.Add(podConfig.Annotations);
+        return status;
+    }
+
+    public Dictionary<string, string> VerboseInfo(PodSandboxRecord record)
+    {
+        var info = new VerbosePodInfo(record.Id, record.InfraPid, record.NetNsPath, record.RuntimeHandler, record.CgroupParent,
+            pods.DirectoryOf(record.Id), JsonDocument.Parse(JsonFormatter.Default.Format(record.ConfigMessage)).RootElement);
+        return new Dictionary<string, string> { ["info"] = JsonSerializer.Serialize(info, PodInfoJson.Default.VerbosePodInfo) };
+    }
+
+    public IEnumerable<PodSandboxRecord> List(PodSandboxFilter? filter)
+    {
+        foreach (var record in pods.All)
+        {
+            if (filter is not null)
+            {
+                if (filter.Id.Length > 0 && !record.Id.StartsWith(filter.Id, StringComparison.Ordinal)) continue;
+                if (filter.State is not null && StateOf(record) != filter.State.State) continue;
+                if (!LabelSelector.Matches(record.ConfigMessage.Labels, filter.LabelSelector)) continue;
+            }
+            yield return record;
+        }
+    }
+}
+
+public sealed record VerbosePodInfo(string Id, int Pid, string NetNs, string RuntimeHandler, string CgroupParent, string StateDir, JsonElement Config);
+
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(VerbosePodInfo))]
+internal sealed partial class PodInfoJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,0 +1,92 @@
+using Grpc.Core;
+using Runtime.V1;
+
+namespace CriShim.Runtime.Server;
+
+/// <summary>Container lifecycle, status, listing, resources and logs.</summary>
+public sealed partial class RuntimeServiceEndpoint
+{
+    public override async Task<CreateContainerResponse> CreateContainer(CreateContainerRequest request, ServerCallContext context)
+    {
+        RequireId(request.PodSandboxId, "pod_sandbox_id");
+        if (request.Config is null) throw new ArgumentException("CreateContainer needs a config");
+        string id = await containers.CreateAsync(request.PodSandboxId, request.Config, context.CancellationToken);
+        return new CreateContainerResponse { ContainerId = id };
+    }
+
+    public override async Task<StartContainerResponse> StartContainer(StartContainerRequest request, ServerCallContext context)
+    {
+        RequireId(request.ContainerId, "container_id");
+        await containers.StartAsync(request.ContainerId, context.CancellationToken);
+        return new StartContainerResponse();
+    }
+
+    public override async Task<StopContainerResponse> StopContainer(StopContainerRequest request, ServerCallContext context)
+    {
+        RequireId(request.ContainerId, "container_id");
+        if (request.Timeout < 0) throw new ArgumentException("timeout must not be negative");
+        await containers.StopAsync(request.ContainerId, request.Timeout, context.CancellationToken);
+        return new StopContainerResponse();
+    }
+
+    public override async Task<RemoveContainerResponse> RemoveContainer(RemoveContainerRequest request, ServerCallContext context)
+    {
+        RequireId(request.ContainerId, "container_id");
+        await containers.RemoveAsync(request.ContainerId, context.CancellationToken);
+        return new RemoveContainerResponse();
+    }
+
+    public override Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)
+    {
+        RequireId(request.ContainerId, "container_id");
+        var record = containers.Get(request.ContainerId);
+        var response = new ContainerStatusResponse { Status = containers.Status(record) };
+        if (request.Verbose) response.Info.Add(containers.VerboseInfo(record));
+        return Task.FromResult(response);
+    }
+
+    public override Task<ListContainersResponse> ListContainers(ListContainersRequest request, ServerCallContext context)
+    {
+        var response = new ListContainersResponse();
+        response.Containers.Add(containers.List(request.Filter).Select(record =>
+        {
+            var status = containers.Status(record);
+            var item = new Container
+            {
+                Id = status.Id,
+                PodSandboxId = record.PodId,
+                Metadata = status.Metadata,
+                Image = status.Image,
+                ImageRef = status.ImageRef,
+                ImageId = status.ImageId,
+                State = status.State,
+                CreatedAt = status.CreatedAt,
+            };
+            item.Labels.Add(status.Labels);
+            item.Annotations.Add(status.Annotations);
+            return item;
+        }));
+        return Task.FromResult(response);
+    }
+
+    public override async Task<UpdateContainerResourcesResponse> UpdateContainerResources(UpdateContainerResourcesRequest request, ServerCallContext context)
+    {
+        RequireId(request.ContainerId, "container_id");
+        if (request.Linux is null) throw new ArgumentException("UpdateContainerResources needs linux resources");
+        await containers.UpdateResourcesAsync(request.ContainerId, request.Linux, context.CancellationToken);
+        return new UpdateContainerResourcesResponse();
+    }
+
+    public override async Task<ReopenContainerLogResponse> ReopenContainerLog(ReopenContainerLogRequest request, ServerCallContext context)
+    {
+        RequireId(request.ContainerId, "container_id");
+        await containers.ReopenLogAsync(request.ContainerId, context.CancellationToken);
+        return new ReopenContainerLogResponse();
+    }
+
+    public override Task<ExecSyncResponse> ExecSync(ExecSyncRequest request, ServerCallContext context)
+    {
+        RequireId(request.ContainerId, "container_id");
+        return containers.ExecSyncAsync(request.ContainerId, request.Cmd, request.Timeout, context.CancellationToken);
+    }
+}

@@ -1,0 +1,69 @@
+using Grpc.Core;
+using Runtime.V1;
+
+namespace CriShim.Runtime.Server;
+
+/// <summary>RunPodSandbox, StopPodSandbox, RemovePodSandbox, PodSandboxStatus, ListPodSandbox.</summary>
+public sealed partial class RuntimeServiceEndpoint
+{
+    public override async Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
+    {
+        if (request.Config is null) throw new ArgumentException("RunPodSandbox needs a config");
+        string id = await sandboxes.RunAsync(request.Config, request.RuntimeHandler, context.CancellationToken);
+        return new RunPodSandboxResponse { PodSandboxId = id };
+    }
+
+    public override async Task<StopPodSandboxResponse> StopPodSandbox(StopPodSandboxRequest request, ServerCallContext context)
+    {
+        RequireId(request.PodSandboxId, "pod_sandbox_id");
+        await sandboxes.StopAsync(request.PodSandboxId, context.CancellationToken);
+        return new StopPodSandboxResponse();
+    }
+
+    public override async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
+    {
+        RequireId(request.PodSandboxId, "pod_sandbox_id");
+        await sandboxes.RemoveAsync(request.PodSandboxId, context.CancellationToken);
+        return new RemovePodSandboxResponse();
+    }
+
+    public override Task<PodSandboxStatusResponse> PodSandboxStatus(PodSandboxStatusRequest request, ServerCallContext context)
+    {
+        RequireId(request.PodSandboxId, "pod_sandbox_id");
+        var record = sandboxes.Get(request.PodSandboxId);
+        var response = new PodSandboxStatusResponse { Status = sandboxes.Status(record) };
+        response.ContainersStatuses.Add(containers.OfPod(record.Id).Select(c =>
+        {
+            containers.Refresh(c);
+            return containers.Status(c);
+        }));
+        if (request.Verbose) response.Info.Add(sandboxes.VerboseInfo(record));
+        return Task.FromResult(response);
+    }
+
+    public override Task<ListPodSandboxResponse> ListPodSandbox(ListPodSandboxRequest request, ServerCallContext context)
+    {
+        var response = new ListPodSandboxResponse();
+        response.Items.Add(sandboxes.List(request.Filter).Select(record =>
+        {
+            var status = sandboxes.Status(record);
+            var item = new PodSandbox
+            {
+                Id = status.Id,
+                Metadata = status.Metadata,
+                State = status.State,
+                CreatedAt = status.CreatedAt,
+                RuntimeHandler = status.RuntimeHandler,
+            };
+            item.Labels.Add(status.Labels);
+            item.Annotations.Add(status.Annotations);
+            return item;
+        }));
+        return Task.FromResult(response);
+    }
+
+    private static void RequireId(string id, string field)
+    {
+        if (string.IsNullOrEmpty(id)) throw new ArgumentException($"{field} must be set");
+    }
+}

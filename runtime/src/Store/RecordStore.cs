@@ -1,0 +1,97 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+
+namespace CriShim.Runtime.Store;
+
+/// <summary>Something with an id that the daemon persists.</summary>
+public interface IRecord
+{
+    string Id { get; }
+}
+
+/// <summary>
+/// Records kept in memory and each persisted atomically as &lt;dir&gt;/&lt;id&gt;/record.json, so a restarted
+/// daemon finds every pod and container again. Writes go through <see cref="AtomicFile"/>.
+/// </summary>
+public sealed class RecordStore<T> where T : class, IRecord
+{
+    private const string FileName = "record.json";
+    private readonly ConcurrentDictionary<string, T> _records = new();
+    private readonly JsonTypeInfo<T> _typeInfo;
+
+    public RecordStore(string directory, JsonTypeInfo<T> typeInfo, ILogger logger)
+    {
+        Directory = directory;
+        _typeInfo = typeInfo;
+        System.IO.Directory.CreateDirectory(directory);
+        foreach (string recordDir in System.IO.Directory.EnumerateDirectories(directory))
+        {
+            string file = Path.Combine(recordDir, FileName);
+            if (!File.Exists(file)) continue;
+            try
+            {
+                var record = JsonSerializer.Deserialize(File.ReadAllBytes(file), typeInfo);
+                if (record is not null) _records[record.Id] = record;
+            }
+            catch (JsonException e)
+            {
+                logger.LogError("ignoring unreadable state {File}: {Error}", file, e.Message);
+            }
+        }
+    }
+
+    public string Directory { get; }
+
+    public string DirectoryOf(string id) => Path.Combine(Directory, id);
+
+    public IEnumerable<T> All => _records.Values;
+
+    public T? Get(string id) => _records.GetValueOrDefault(id);
+
+    /// <summary>Finds by full id or by a unique prefix, as crictl lets users abbreviate ids.</summary>
+    public T? Resolve(string idOrPrefix)
+    {
+        if (idOrPrefix.Length == 0) return null;
+        if (_records.TryGetValue(idOrPrefix, out var exact)) return exact;
+        var matches = _records.Values.Where(r => r.Id.StartsWith(idOrPrefix, StringComparison.Ordinal)).Take(2).ToList();
+        return matches.Count == 1 ? matches[0] : null;
+    }
+
+    public void Save(T record)
+    {
+        AtomicFile.Write(Path.Combine(DirectoryOf(record.Id), FileName), JsonSerializer.SerializeToUtf8Bytes(record, _typeInfo));
+        _records[record.Id] = record;
+    }
+
+    /// <summary>Forgets the record and deletes its directory.</summary>
+    public void Delete(string id)
+    {
+        _records.TryRemove(id, out _);
+        string dir = DirectoryOf(id);
+        if (System.IO.Directory.Exists(dir)) System.IO.Directory.Delete(dir, recursive: true);
+    }
+}
+
+/// <summary>One async lock per id: calls on the same object are serialised, on different objects run in parallel.</summary>
+public sealed class KeyedLock
+{
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new();
+
+    public async Task<IDisposable> AcquireAsync(string id, CancellationToken cancellationToken)
+    {
+        var semaphore = _locks.GetOrAdd(id, _ => new SemaphoreSlim(1, 1));
+        await semaphore.WaitAsync(cancellationToken);
+        return new Release(semaphore);
+    }
+
+    private sealed class Release(SemaphoreSlim semaphore) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0) semaphore.Release();
+        }
+    }
+}

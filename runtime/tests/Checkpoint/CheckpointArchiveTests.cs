@@ -1,0 +1,66 @@
+using System.Formats.Tar;
+using CriShim.Runtime.Checkpoint;
+
+namespace CriShim.Runtime.Tests.Checkpoint;
+
+public class CheckpointArchiveTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("crishim-archive-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    [Fact]
+    public void CommitWritesARootOnlyTarEvenUnderAPermissiveUmaskAndLeavesNoTemp()
+    {
+        string images = Path.Combine(_dir, "work", "checkpoint");
+        Directory.CreateDirectory(images);
+        File.WriteAllText(Path.Combine(images, "inventory.img"), "inv");
+        string location = Path.Combine(_dir, "out", "nested", "checkpoint-pod_ns-ctr-2026-11-30T01:02:03Z.tar");
+        using (var archive = CheckpointArchive.Create(location, CheckpointArchive.TempPathFor(location)))
+        {
+            archive.AddTree(images, "checkpoint", CancellationToken.None);
+            archive.AddBytes("config.dump", "{}"u8);
+            archive.Commit();
+        }
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(location));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.GetDirectoryName(location)!));
+        Assert.Single(Directory.GetFiles(Path.GetDirectoryName(location)!));
+        using var reader = new TarReader(File.OpenRead(location));
+        var names = new List<(string, TarEntryType)>();
+        while (reader.GetNextEntry() is { } entry) names.Add((entry.Name, entry.EntryType));
+        Assert.Equal([("checkpoint/", TarEntryType.Directory), ("checkpoint/inventory.img", TarEntryType.RegularFile), ("config.dump", TarEntryType.RegularFile)], names);
+    }
+
+    [Fact]
+    public void AnAbandonedArchiveLeavesTheLocationUntouched()
+    {
+        string location = Path.Combine(_dir, "x.tar");
+        File.WriteAllText(location, "previous archive");
+        string temp = CheckpointArchive.TempPathFor(location);
+        using (var archive = CheckpointArchive.Create(location, temp))
+        {
+            archive.AddBytes("config.dump", "{}"u8);
+        }
+        Assert.Equal("previous archive", File.ReadAllText(location));
+        Assert.False(File.Exists(temp));
+    }
+
+    [Fact]
+    public void TheTempFileIsExclusive()
+    {
+        string location = Path.Combine(_dir, "y.tar");
+        string temp = CheckpointArchive.TempPathFor(location);
+        File.WriteAllText(temp, "someone else's");
+        Assert.Throws<IOException>(() => CheckpointArchive.Create(location, temp));
+        Assert.Equal("someone else's", File.ReadAllText(temp));
+    }
+
+    [Theory]
+    [InlineData("/proc/1/status", true)]
+    [InlineData("/etc/hosts", true)]
+    [InlineData("/etc/hostsfile", false)]
+    [InlineData("/data/mounted/file", true)]
+    [InlineData("/tmp/count", false)]
+    public void MountDestinationsAreLeftOutOfTheDiff(string path, bool excluded) =>
+        Assert.Equal(excluded, RootfsDiff.IsExcluded(path, ["/proc", "/etc/hosts", "/data/mounted/"]));
+}

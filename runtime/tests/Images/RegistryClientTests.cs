@@ -1,0 +1,127 @@
+using System.Net;
+using System.Text;
+using CriShim.Runtime.Config;
+using CriShim.Runtime.Images;
+using CriShim.Runtime.Server;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace CriShim.Runtime.Tests.Images;
+
+/// <summary>A scripted registry: each request is answered by the test's function and recorded.</summary>
+internal sealed class ScriptedHandler(Func<HttpRequestMessage, HttpResponseMessage> answer) : HttpMessageHandler
+{
+    public List<string> Requests { get; } = [];
+
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        lock (Requests) Requests.Add($"{request.Method} {request.RequestUri} {request.Headers.Authorization}");
+        return Task.FromResult(answer(request));
+    }
+
+    public static HttpResponseMessage Json(HttpStatusCode status, string body, string? challenge = null)
+    {
+        var response = new HttpResponseMessage(status) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        if (challenge is not null) response.Headers.TryAddWithoutValidation("WWW-Authenticate", challenge);
+        return response;
+    }
+}
+
+public class RegistryClientTests
+{
+    private const string Manifest = """{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"x","digest":"sha256:00","size":1},"layers":[]}""";
+
+    private static RegistryClient Client(ScriptedHandler handler, RegistriesConfig? config = null) =>
+        new(new HttpClient(handler), new RegistryEndpoints(config ?? new RegistriesConfig()), NullLogger<RegistryClient>.Instance);
+
+    [Fact]
+    public async Task BearerChallengeIsAnsweredOnceAndTheTokenIsReusedForTheScope()
+    {
+        var handler = new ScriptedHandler(request =>
+        {
+            if (request.RequestUri!.Host == "auth.example")
+            {
+                Assert.Equal("Basic", request.Headers.Authorization?.Scheme);
+                Assert.Contains("scope=repository%3Ateam%2Fapp%3Apull", request.RequestUri.Query);
+                Assert.Contains("service=registry.example", request.RequestUri.Query);
+                return ScriptedHandler.Json(HttpStatusCode.OK, """{"token":"t0k3n","expires_in":300}""");
+            }
+            return request.Headers.Authorization?.ToString() == "Bearer t0k3n"
+                ? ScriptedHandler.Json(HttpStatusCode.OK, Manifest)
+                : ScriptedHandler.Json(HttpStatusCode.Unauthorized, "{}",
+                    """Bearer realm="https://auth.example/token",service="registry.example",scope="repository:team/app:pull" """);
+        });
+        var client = Client(handler);
+        var credentials = new RegistryCredentials("me", "secret", null, null);
+        var repository = client.Open(ImageReference.Parse("registry.example/team/app:v1"), credentials);
+        var first = await repository.GetManifestAsync("v1", CancellationToken.None);
+        var second = await client.Open(ImageReference.Parse("registry.example/team/app:v2"), credentials).GetManifestAsync("v2", CancellationToken.None);
+        Assert.Equal(ContentDigest.Of(Encoding.UTF8.GetBytes(Manifest)), first.Digest);
+        Assert.Equal(first.Digest, second.Digest);
+        Assert.Single(handler.Requests, r => r.Contains("auth.example"));
+        Assert.Equal(4, handler.Requests.Count); // 401, token, manifest v1, manifest v2 with the cached token
+    }
+
+    [Fact]
+    public async Task BasicChallengeWithoutCredentialsAndWrongCredentialsAreUnauthenticated()
+    {
+        var handler = new ScriptedHandler(request => request.Headers.Authorization?.Parameter == Convert.ToBase64String("me:right"u8.ToArray())
+            ? ScriptedHandler.Json(HttpStatusCode.OK, Manifest)
+            : ScriptedHandler.Json(HttpStatusCode.Unauthorized, """{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}""", "Basic realm=\"r\""));
+        var client = Client(handler);
+        var reference = ImageReference.Parse("127.0.0.1:5000/app");
+        var none = await Assert.ThrowsAsync<UnauthenticatedException>(() => client.Open(reference, RegistryCredentials.Anonymous).GetManifestAsync("latest", CancellationToken.None));
+        Assert.Contains("requires a username and password", none.Message);
+        var wrong = await Assert.ThrowsAsync<UnauthenticatedException>(() => client.Open(reference, new("me", "wrong", null, null)).GetManifestAsync("latest", CancellationToken.None));
+        Assert.Contains("rejected the credentials (user me)", wrong.Message);
+        Assert.Contains("UNAUTHORIZED: authentication required", wrong.Message);
+        Assert.DoesNotContain("wrong", wrong.Message);
+        await client.Open(reference, new("me", "right", null, null)).GetManifestAsync("latest", CancellationToken.None);
+        Assert.StartsWith("GET http://127.0.0.1:5000/v2/app/manifests/latest", handler.Requests[0]);
+    }
+
+    [Fact]
+    public async Task ServerErrorsAreRetriedAndAMissingManifestIsNotFound()
+    {
+        int calls = 0;
+        var handler = new ScriptedHandler(_ => ++calls < 3
+            ? new HttpResponseMessage(HttpStatusCode.ServiceUnavailable)
+            : ScriptedHandler.Json(HttpStatusCode.NotFound, """{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"""));
+        var e = await Assert.ThrowsAsync<NotFoundException>(() =>
+            Client(handler).Open(ImageReference.Parse("localhost:1/nope:gone"), RegistryCredentials.Anonymous).GetManifestAsync("gone", CancellationToken.None));
+        Assert.Equal(3, calls);
+        Assert.Contains("localhost:1/nope:gone", e.Message);
+        Assert.Contains("MANIFEST_UNKNOWN", e.Message);
+    }
+
+    [Fact]
+    public async Task AFailingMirrorFallsBackToTheRegistry()
+    {
+        var handler = new ScriptedHandler(request => request.RequestUri!.Host == "10.0.0.9"
+            ? ScriptedHandler.Json(HttpStatusCode.NotFound, "{}")
+            : ScriptedHandler.Json(HttpStatusCode.OK, Manifest));
+        var config = new RegistriesConfig { Mirrors = new() { ["docker.io"] = ["http://10.0.0.9:5000"] } };
+        var repository = Client(handler, config).Open(ImageReference.Parse("busybox"), RegistryCredentials.Anonymous);
+        await repository.GetManifestAsync("latest", CancellationToken.None);
+        Assert.StartsWith("GET http://10.0.0.9:5000/v2/library/busybox/manifests/latest", handler.Requests[0]);
+        Assert.StartsWith("GET https://registry-1.docker.io/v2/library/busybox/manifests/latest", handler.Requests[1]);
+    }
+
+    [Fact]
+    public async Task ARegistryTokenIsSentAsBearerWithoutAChallenge()
+    {
+        var handler = new ScriptedHandler(_ => ScriptedHandler.Json(HttpStatusCode.OK, Manifest));
+        await Client(handler).Open(ImageReference.Parse("quay.io/a/b"), new RegistryCredentials(null, null, null, "reg-token"))
+            .GetManifestAsync("latest", CancellationToken.None);
+        Assert.EndsWith("Bearer reg-token", Assert.Single(handler.Requests));
+    }
+
+    [Fact]
+    public void AuthConfigAuthFieldIsDecodedToUserAndPassword()
+    {
+        var credentials = RegistryCredentials.From(new global::Runtime.V1.AuthConfig { Auth = Convert.ToBase64String("user:pa:ss"u8.ToArray()) });
+        Assert.Equal("user", credentials.Username);
+        Assert.Equal("pa:ss", credentials.Password);
+        Assert.DoesNotContain("pa:ss", credentials.ToString());
+        Assert.Throws<ArgumentException>(() => RegistryCredentials.From(new global::Runtime.V1.AuthConfig { Auth = "!!" }));
+    }
+}
