@@ -219,6 +219,23 @@ public class CheckpointTests(RegistryFixture registry)
     }
 
     [Fact]
+    public async Task AHandlerBuiltWithoutCriuAnswersUnimplementedSayingSo()
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: "[runtime.handlers.crun]\npath = \"/usr/bin/crun\"\n");
+        await daemon.PullAsync(Busybox);
+        var podConfig = Cri.Pod("ckpt-nocriu");
+        string podId = await daemon.RunPodAsync(podConfig, "crun");
+        string id = await daemon.StartContainerAsync(podId, podConfig, Cri.Container("c", Busybox, "sleep", "3600"));
+        var e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.CheckpointContainerAsync(
+            new CheckpointContainerRequest { ContainerId = id, Location = "/tmp/never-written.tar" }).ResponseAsync);
+        Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
+        Assert.StartsWith("method CheckpointContainer not implemented", e.Status.Detail);
+        Assert.Contains("without CRIU support", e.Status.Detail);
+        Assert.False(File.Exists("/tmp/never-written.tar"));
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+    }
+
+    [Fact]
     public async Task CrictlCheckpointExportsAnArchive()
     {
         const string crictl = "/usr/local/bin/crictl";

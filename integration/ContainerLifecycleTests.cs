@@ -141,6 +141,24 @@ public class ContainerLifecycleTests(RegistryFixture registry)
     }
 
     [Fact]
+    public async Task ATerminalContainerWithStdinGetsAPseudoTerminalFromConmon()
+    {
+        await using var daemon = await Daemon.StartAsync();
+        await daemon.PullAsync(Busybox);
+        var podConfig = Cri.Pod("tty");
+        string podId = await daemon.RunPodAsync(podConfig);
+        var config = Cri.Container("shell", Busybox, "sh");
+        config.Tty = true;
+        config.Stdin = true;
+        string id = await daemon.StartContainerAsync(podId, podConfig, config);
+        // An interactive sh with a terminal on stdin waits for input instead of exiting.
+        await Task.Delay(500);
+        Assert.Equal(ContainerState.ContainerRunning, (await daemon.StatusAsync(id)).State);
+        Assert.Contains("0", (await daemon.ShAsync(id, "ls /dev/pts")).Split());
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+    }
+
+    [Fact]
     public async Task ExitCodesAndReasons()
     {
         await using var daemon = await Daemon.StartAsync();

@@ -47,6 +47,11 @@ public sealed class ContainerCheckpoint(
         var untilDeadline = callDeadline - DateTime.UtcNow;
         if (untilDeadline < limit) limit = untilDeadline > TimeSpan.Zero ? untilDeadline : TimeSpan.Zero;
         var record = containers.Get(containerId);
+        if (probe.Handlers.FirstOrDefault(h => h.Name == record.RuntimeHandler) is { CanCheckpoint: false } handler)
+        {
+            throw new CheckpointUnavailableException(
+                $"runtime handler \"{handler.Name}\" ({handler.Path}, {handler.Version}) was built without CRIU support; point runtime.handlers.{handler.Name}.path at a build with +CRIU");
+        }
 
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(limit);

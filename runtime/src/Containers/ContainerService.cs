@@ -142,7 +142,8 @@ public sealed class ContainerService(
         Directory.CreateDirectory(Path.GetDirectoryName(record.LogPath)!);
         var metadata = containerConfig.Metadata;
         record.Pid = await conmon.CreateAsync(new ConmonLaunch(record.Id, $"{metadata.Name}_{metadata.Attempt}", bundle, runtime,
-            record.LogPath, paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd"), cancellationToken);
+            record.LogPath, paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd",
+            containerConfig.Stdin, containerConfig.StdinOnce, containerConfig.Tty), cancellationToken);
         containers.Save(record);
         logger.LogInformation("created container {Id} ({Name}) in pod {Pod}", record.Id, metadata.Name, pod.Id);
     }

@@ -5,7 +5,7 @@ using CriShim.Runtime.Oci;
 namespace CriShim.Runtime.Daemon;
 
 /// <summary>One handler's binary as found at start-up.</summary>
-public sealed record HandlerProbe(string Name, string Path, bool Usable, string Version, string Error);
+public sealed record HandlerProbe(string Name, string Path, bool Usable, string Version, string Error, bool CanCheckpoint);
 
 /// <summary>
 /// Checks the external programs once at start-up (in the background, so the socket is up at once)
@@ -30,13 +30,13 @@ public sealed class ComponentProbe(CriShimConfig config, RuntimeHandlers handler
                 try
                 {
                     Directory.CreateDirectory(runtime.Root);
-                    string version = await runtime.VersionAsync(cancellationToken);
-                    probes.Add(new HandlerProbe(runtime.Handler, runtime.BinaryPath, true, version, ""));
+                    var (version, canCheckpoint) = await runtime.VersionAsync(cancellationToken);
+                    probes.Add(new HandlerProbe(runtime.Handler, runtime.BinaryPath, true, version, "", canCheckpoint));
                     logger.LogInformation("runtime handler {Handler}: {Version} ({Path})", runtime.Handler, version, runtime.BinaryPath);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    probes.Add(new HandlerProbe(runtime.Handler, runtime.BinaryPath, false, "", e.Message));
+                    probes.Add(new HandlerProbe(runtime.Handler, runtime.BinaryPath, false, "", e.Message, false));
                     logger.LogWarning("runtime handler {Handler} is not usable: {Error}", runtime.Handler, e.Message);
                 }
             }

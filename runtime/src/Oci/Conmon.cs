@@ -12,7 +12,10 @@ public sealed record ConmonLaunch(
     string LogPath,
     string ExitDir,
     string SocketDir,
-    bool SystemdCgroup);
+    bool SystemdCgroup,
+    bool Stdin = false,
+    bool StdinOnce = false,
+    bool Terminal = false);
 
 /// <summary>The OCI runtime refused to create the container; the message is the runtime's own.</summary>
 public sealed class ContainerCreateException(string message) : Exception(message);
@@ -63,6 +66,10 @@ public sealed class Conmon(string path)
             "--log-level", "info",
         };
         if (launch.SystemdCgroup) args.Add("--systemd-cgroup");
+        // conmon holds the container's stdin (for attach) and allocates its terminal through runc's console socket.
+        if (launch.Stdin) args.Add("--stdin");
+        if (launch.Stdin && !launch.StdinOnce) args.Add("--leave-stdin-open");
+        if (launch.Terminal) args.Add("--terminal");
         var environment = new Dictionary<string, string?>
         {
             ["CRISHIM_CONMON_SYNC"] = syncFile,

@@ -32,11 +32,14 @@ public sealed class OciRuntime(string handler, string binaryPath, string root)
 
     private List<string> Global(params string[] rest) => ["--root", Root, .. rest];
 
-    /// <summary>The first line of `--version`, e.g. "runc version 1.1.5".</summary>
-    public async Task<string> VersionAsync(CancellationToken cancellationToken)
+    /// <summary>What `--version` says: the first line, and whether the build can checkpoint.</summary>
+    public async Task<(string Version, bool CanCheckpoint)> VersionAsync(CancellationToken cancellationToken)
     {
         var output = await _command.RunAsync(["--version"], QueryTimeout, cancellationToken);
-        return output.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()?.Trim() ?? "";
+        string first = output.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()?.Trim() ?? "";
+        // runc always links CRIU support in; crun only when built with libcriu, which it lists as +CRIU.
+        bool canCheckpoint = !first.StartsWith("crun", StringComparison.Ordinal) || output.StandardOutput.Contains("+CRIU", StringComparison.Ordinal);
+        return (first, canCheckpoint);
     }
 
     public async Task<OciContainerState> StateAsync(string id, CancellationToken cancellationToken)

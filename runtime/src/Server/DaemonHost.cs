@@ -4,6 +4,7 @@ using CriShim.Runtime.Containers;
 using CriShim.Runtime.Daemon;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
+using CriShim.Runtime.Streaming;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace CriShim.Runtime.Server;
@@ -54,6 +55,7 @@ public static class DaemonHost
         builder.Services.AddCheckpointServices();
         Network.PodNetworkRegistration.AddPodNetwork(builder.Services, config);
         builder.Services.AddImageServices(config);
+        builder.Services.AddStreaming();
 
         var app = builder.Build();
         app.MapGrpcService<RuntimeServiceEndpoint>();

@@ -16,6 +16,7 @@ public sealed partial class RuntimeServiceEndpoint(
     PodCidrStore podCidr,
     PodSandboxService sandboxes,
     ContainerService containers,
+    CriShim.Runtime.Streaming.StreamingService streaming,
     ContainerCheckpoint checkpoints) : RuntimeService.RuntimeServiceBase
 {
     public override Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>

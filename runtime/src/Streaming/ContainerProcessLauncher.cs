@@ -1,0 +1,156 @@
+using CliWrap;
+using CriShim.NativeInterop;
+using CriShim.Runtime.Oci;
+
+namespace CriShim.Runtime.Streaming;
+
+/// <summary>
+/// Runs `runc|crun exec` with the caller's streams, for the streaming Exec. Without a terminal the
+/// runtime's stdio are pipes (CliWrap) copied to and from the client. With one, the daemon opens a
+/// pseudoterminal and makes its slave the runtime's stdio; the runtime (`exec -t`, not detached)
+/// then relays between that and the container's own terminal, puts ours in raw mode, and resizes the
+/// container's terminal from ours on SIGWINCH. Running in the foreground keeps the exit code, which
+/// `--console-socket` (valid only with --detach) would lose.
+/// </summary>
+public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> logger)
+{
+    private const int SigWinch = 28;
+    private const int SigKill = 9;
+
+    public async Task<int> RunAsync(OciRuntime runtime, string containerId, IReadOnlyList<string> command, bool tty,
+        RemoteCommandStreams streams, string pidFile, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return tty
+                ? await RunWithTerminalAsync(runtime, containerId, command, streams, pidFile, cancellationToken)
+                : await RunPipedAsync(runtime, containerId, command, streams, pidFile, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            KillExecProcess(pidFile);
+            throw;
+        }
+        finally
+        {
+            File.Delete(pidFile);
+        }
+    }
+
+    private static async Task<int> RunPipedAsync(OciRuntime runtime, string containerId, IReadOnlyList<string> command,
+        RemoteCommandStreams streams, string pidFile, CancellationToken cancellationToken)
+    {
+        var cli = Cli.Wrap(runtime.BinaryPath)
+            .WithArguments(["--root", runtime.Root, "exec", "--pid-file", pidFile, containerId, .. command])
+            .WithValidation(CommandResultValidation.None)
+            .WithStandardInputPipe(streams.Stdin is { } stdin ? PipeSource.FromStream(stdin) : PipeSource.Null)
+            .WithStandardOutputPipe(streams.Stdout is { } stdout ? PipeTarget.ToStream(stdout) : PipeTarget.Null)
+            .WithStandardErrorPipe(streams.Stderr is { } stderr ? PipeTarget.ToStream(stderr) : PipeTarget.Null);
+        var result = await cli.ExecuteAsync(cancellationToken);
+        return result.ExitCode;
+    }
+
+    private async Task<int> RunWithTerminalAsync(OciRuntime runtime, string containerId, IReadOnlyList<string> command,
+        RemoteCommandStreams streams, string pidFile, CancellationToken cancellationToken)
+    {
+        var pair = Pseudoterminals.Open();
+        using var master = pair.Master;
+        Pseudoterminals.MakeRaw(master);
+        Pseudoterminals.SetWindowSize(master, 80, 24);
+        // The shell opens the slave by path for the runtime's stdio (.NET cannot hand a child an arbitrary fd).
+        var cli = Cli.Wrap("/bin/sh")
+            .WithArguments(["-c", "exec \"$0\" \"$@\" <>\"$CRISHIM_TTY\" >&0 2>&0", runtime.BinaryPath,
+                "--root", runtime.Root, "exec", "-t", "--pid-file", pidFile, containerId, .. command])
+            .WithEnvironmentVariables(new Dictionary<string, string?> { ["CRISHIM_TTY"] = pair.SlavePath })
+            .WithValidation(CommandResultValidation.None);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var terminal = new FileStream(master, FileAccess.ReadWrite, bufferSize: 0);
+        var task = cli.ExecuteAsync(stop.Token);
+        int runtimePid = task.ProcessId;
+
+        var output = Task.Factory.StartNew(() => PumpOutput(terminal, streams.Stdout), CancellationToken.None,
+            TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var input = streams.Stdin is { } stdin ? PumpInputAsync(stdin, terminal, stop.Token) : Task.CompletedTask;
+        var resize = streams.Resizes is { } resizes ? Task.Run(async () =>
+        {
+            await foreach (var size in resizes.ReadAllAsync(stop.Token))
+            {
+                try
+                {
+                    Pseudoterminals.SetWindowSize(master, size.Width, size.Height);
+                    Processes.Kill(runtimePid, SigWinch);
+                }
+                catch (Exception e) when (e is NativeCallException or ObjectDisposedException)
+                {
+                    logger.LogDebug(e, "resize of exec terminal failed");
+                }
+            }
+        }, CancellationToken.None) : Task.CompletedTask;
+
+        int exitCode;
+        try
+        {
+            exitCode = (await task).ExitCode;
+        }
+        finally
+        {
+            // The runtime has exited: the slave is closed, so reading the master drains and then fails.
+            await Task.WhenAny(output, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+            await stop.CancelAsync();
+            await Task.WhenAll(Quiet(input), Quiet(resize));
+            terminal.Dispose();
+            await Quiet(output);
+        }
+        return exitCode;
+    }
+
+    private static void PumpOutput(FileStream terminal, Stream? stdout)
+    {
+        byte[] buffer = new byte[32 * 1024];
+        try
+        {
+            while (true)
+            {
+                int read = terminal.Read(buffer, 0, buffer.Length);
+                if (read <= 0) return;
+                stdout?.Write(buffer, 0, read);
+            }
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            // EIO: every slave fd is closed.
+        }
+    }
+
+    private static async Task PumpInputAsync(Stream stdin, FileStream terminal, CancellationToken cancellationToken)
+    {
+        byte[] buffer = new byte[32 * 1024];
+        while (true)
+        {
+            int read = await stdin.ReadAsync(buffer, cancellationToken);
+            if (read <= 0)
+            {
+                // End of the client's input: as a terminal would, send ^D.
+                terminal.Write([4]);
+                return;
+            }
+            terminal.Write(buffer, 0, read);
+        }
+    }
+
+    private static async Task Quiet(Task task)
+    {
+        try
+        {
+            await task;
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException or NativeCallException)
+        {
+        }
+    }
+
+    private static void KillExecProcess(string pidFile)
+    {
+        if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out int pid)) Processes.Kill(pid, SigKill);
+    }
+}
