@@ -165,11 +165,15 @@ public class CheckpointTests(RegistryFixture registry)
         var clock = Stopwatch.StartNew();
         var e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.CheckpointContainerAsync(
             new CheckpointContainerRequest { ContainerId = id, Location = location, Timeout = 1 }, deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
-        clock.Stop();
         Console.WriteLine($"timeout 1 s with 1 GiB dirtied: DEADLINE_EXCEEDED after {clock.Elapsed.TotalSeconds:0.000} s ({e.Status.Detail})");
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
         Assert.Contains("timed out while", e.Status.Detail);
 
+        // CRIU is let finish the dump it is in (killing it mid-dump can kill the container); then the
+        // container is thawed and the work dir removed.
+        await Cri.WaitUntilAsync(() => Task.FromResult(Directory.GetDirectories(Path.Combine(daemon.Dirs.Root, "checkpoints")).Length == 0),
+            TimeSpan.FromMinutes(2), "the abandoned dump to be cleaned up");
+        Console.WriteLine($"clean-up done {clock.Elapsed.TotalSeconds:0.000} s after the call started");
         await AssertRunningAndCountingAsync(daemon, id);
         Assert.False(File.Exists(location));
         Assert.Empty(Directory.GetFileSystemEntries(dir));

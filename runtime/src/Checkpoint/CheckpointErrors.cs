@@ -10,7 +10,7 @@ public sealed class InsufficientSpaceException(string message) : Exception(messa
 
 /// <summary>The checkpoint ran out of time in <see cref="Phase"/>; mapped to DEADLINE_EXCEEDED.</summary>
 public sealed class CheckpointTimeoutException(string phase, TimeSpan limit)
-    : TimeoutException($"checkpoint did not finish within {limit.TotalSeconds:0.###} s: timed out while {phase}; the container was resumed and nothing was written")
+    : TimeoutException($"checkpoint did not finish within {limit.TotalSeconds:0.###} s: timed out while {phase}; nothing was written, and the container is thawed as soon as the dump under way ends")
 {
     public string Phase { get; } = phase;
 }

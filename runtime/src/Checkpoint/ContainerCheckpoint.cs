@@ -59,13 +59,14 @@ public sealed class ContainerCheckpoint(
         try
         {
             phase.Enter("waiting for another operation on the container to finish");
-            using var _ = await containers.LockAsync(record.Id, deadline.Token);
+            var containerLock = await containers.LockAsync(record.Id, deadline.Token);
             containers.Refresh(record);
             if (record.State != ContainerState.ContainerRunning)
             {
+                containerLock.Dispose();
                 throw new WrongStateException($"container {record.Id} is not running: only a running container can be checkpointed");
             }
-            return await CheckpointLockedAsync(record, location, phase, limit, deadline.Token);
+            return await CheckpointLockedAsync(record, location, phase, limit, containerLock, deadline.Token);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested || DateTime.UtcNow >= callDeadline.AddMilliseconds(-50))
         {
@@ -101,46 +102,44 @@ public sealed class ContainerCheckpoint(
         }
     }
 
-    private async Task<CheckpointResult> CheckpointLockedAsync(ContainerRecord record, string location, PhaseClock phase, TimeSpan limit, CancellationToken token)
+    /// <summary>
+    /// CRIU is never killed while it dumps: killed after it has injected its parasite or while it cures
+    /// the tasks, it takes the container's processes down with it (seen here with a 1 GiB dump killed
+    /// late). So at the limit the caller gets DEADLINE_EXCEEDED at once, and the frozen window runs to
+    /// its end in the background (bounded only by this), then thaws the container and cleans up.
+    /// </summary>
+    public static readonly TimeSpan DumpSafetyLimit = TimeSpan.FromMinutes(10);
+
+    /// <param name="containerLock">Held until the container is thawed and the work dir removed, even past the caller's limit.</param>
+    private async Task<CheckpointResult> CheckpointLockedAsync(ContainerRecord record, string location, PhaseClock phase, TimeSpan limit,
+        IDisposable containerLock, CancellationToken token)
     {
         var total = Stopwatch.StartNew();
         var runtime = handlers.TryGet(record.RuntimeHandler, out var r) ? r
             : throw new InvalidOperationException($"runtime handler \"{record.RuntimeHandler}\" is no longer configured");
 
-        phase.Enter("checking free space");
-        CheckFreeSpace(record, location);
-
         string workDir = Path.Combine(paths.Checkpoints, $"{record.Id}-{Guid.NewGuid():N}");
         string tempArchive = CheckpointArchive.TempPathFor(location);
-        Directory.CreateDirectory(workDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        // crun does not create its image dir.
-        Directory.CreateDirectory(Path.Combine(workDir, "checkpoint"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        AtomicFile.Write(Path.Combine(workDir, InFlightFile),
-            JsonSerializer.SerializeToUtf8Bytes(new CheckpointInFlight(record.Id, record.RuntimeHandler, tempArchive, DateTimeOffset.UtcNow + limit),
-                CheckpointJson.Default.CheckpointInFlight));
         var frozen = new Stopwatch();
+        Task? frozenWindow = null;
+        bool finishesInBackground = false;
         try
         {
+            phase.Enter("checking free space");
+            CheckFreeSpace(record, location);
+            Directory.CreateDirectory(workDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            // crun does not create its image dir.
+            Directory.CreateDirectory(Path.Combine(workDir, "checkpoint"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            AtomicFile.Write(Path.Combine(workDir, InFlightFile),
+                JsonSerializer.SerializeToUtf8Bytes(new CheckpointInFlight(record.Id, record.RuntimeHandler, tempArchive, DateTimeOffset.UtcNow + DumpSafetyLimit),
+                    CheckpointJson.Default.CheckpointInFlight));
+
             string specText = await File.ReadAllTextAsync(Path.Combine(containers.BundleDir(record.Id), "config.json"), token);
             var spec = JsonNode.Parse(specText)!.AsObject();
             var mountDestinations = MountDestinations(spec);
 
-            phase.Enter("freezing the container");
-            frozen.Start();
-            try
-            {
-                await FreezeAsync(runtime, record.Id, token);
-                phase.Enter("dumping the container with CRIU");
-                await DumpAsync(runtime, record, workDir, limit, token);
-                phase.Enter("capturing the rootfs diff");
-                RootfsDiff.Capture(rootfs, record.Id, mountDestinations, workDir);
-            }
-            finally
-            {
-                // Never on the request's token: a cancelled request must still leave the container running.
-                await ResumeAsync(runtime, record.Id);
-                frozen.Stop();
-            }
+            frozenWindow = RunFrozenWindowAsync(runtime, record, workDir, mountDestinations, frozen, phase);
+            await frozenWindow.WaitAsync(token);
 
             phase.Enter("writing the archive");
             long bytes;
@@ -162,11 +161,47 @@ public sealed class ContainerCheckpoint(
             logger.LogWarning("checkpoint of container {Id} to {Location} failed while {Phase} after {Elapsed:0.000} s: {Error}",
                 record.Id, location, phase.Current, total.Elapsed.TotalSeconds, e.Message);
             File.Delete(tempArchive);
+            if (frozenWindow is { IsCompleted: false })
+            {
+                finishesInBackground = true;
+                _ = frozenWindow.ContinueWith(window =>
+                {
+                    Directory.Delete(workDir, recursive: true);
+                    containerLock.Dispose();
+                    logger.LogInformation("container {Id} thawed {Frozen:0.000} s after its checkpoint was frozen; the abandoned dump was discarded{Error}",
+                        record.Id, frozen.Elapsed.TotalSeconds, window.Exception is { } error ? $" ({error.GetBaseException().Message})" : "");
+                }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            }
             throw;
         }
         finally
         {
-            Directory.Delete(workDir, recursive: true);
+            if (!finishesInBackground)
+            {
+                if (Directory.Exists(workDir)) Directory.Delete(workDir, recursive: true);
+                containerLock.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Freeze, dump, capture the rootfs diff, thaw: never on the request's token, so it always ends thawed.</summary>
+    private async Task RunFrozenWindowAsync(OciRuntime runtime, ContainerRecord record, string workDir, List<string> mountDestinations,
+        Stopwatch frozen, PhaseClock phase)
+    {
+        phase.Enter("freezing the container");
+        frozen.Start();
+        try
+        {
+            await FreezeAsync(runtime, record.Id, CancellationToken.None);
+            phase.Enter("dumping the container with CRIU");
+            await DumpAsync(runtime, record, workDir, DumpSafetyLimit, CancellationToken.None);
+            phase.Enter("capturing the rootfs diff");
+            RootfsDiff.Capture(rootfs, record.Id, mountDestinations, workDir);
+        }
+        finally
+        {
+            await ResumeAsync(runtime, record.Id);
+            frozen.Stop();
         }
     }
 
