@@ -109,17 +109,14 @@ public sealed class OciRuntime(string handler, string binaryPath, string root)
     /// </summary>
     public async Task<CommandOutput> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, string pidFile, CancellationToken cancellationToken)
     {
-        var args = Global(["exec", "--pid-file", pidFile, id, .. command]);
+        var args = ExecArguments(id, command, pidFile, terminal: false);
         try
         {
             return await _command.RunAsync(args, timeout, cancellationToken, allowFailure: true);
         }
         catch (Exception e) when (e is TimeoutException or OperationCanceledException)
         {
-            if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out int pid))
-            {
-                CriShim.NativeInterop.Processes.Kill(pid, 9);
-            }
+            KillExecProcess(pidFile);
             throw;
         }
         finally
@@ -151,6 +148,16 @@ public sealed class OciRuntime(string handler, string binaryPath, string root)
     public Task CheckpointAsync(string id, string imagePath, string workPath, IEnumerable<string> criuOptions, TimeSpan limit, CancellationToken cancellationToken) =>
         _command.RunAsync(Global(["checkpoint", "--leave-running", "--file-locks", "--image-path", imagePath, "--work-path", workPath, .. criuOptions, id]),
             limit, cancellationToken);
+
+    /// <summary>`exec` arguments, for callers that run the process with their own stdio (streaming).</summary>
+    public List<string> ExecArguments(string id, IReadOnlyList<string> command, string pidFile, bool terminal) =>
+        terminal ? Global(["exec", "-t", "--pid-file", pidFile, id, .. command]) : Global(["exec", "--pid-file", pidFile, id, .. command]);
+
+    /// <summary>Killing runc's exec leaves the exec'd process running; the pid file names it.</summary>
+    public static void KillExecProcess(string pidFile)
+    {
+        if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out int pid)) NativeInterop.Processes.Kill(pid, 9);
+    }
 
     private static bool IsGone(string stderr) =>
         stderr.Contains("does not exist", StringComparison.OrdinalIgnoreCase) ||

@@ -15,7 +15,6 @@ namespace CriShim.Runtime.Streaming;
 public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> logger)
 {
     private const int SigWinch = 28;
-    private const int SigKill = 9;
 
     public async Task<int> RunAsync(OciRuntime runtime, string containerId, IReadOnlyList<string> command, bool tty,
         RemoteCommandStreams streams, string pidFile, CancellationToken cancellationToken)
@@ -28,7 +27,7 @@ public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> l
         }
         catch (OperationCanceledException)
         {
-            KillExecProcess(pidFile);
+            OciRuntime.KillExecProcess(pidFile);
             throw;
         }
         finally
@@ -41,7 +40,7 @@ public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> l
         RemoteCommandStreams streams, string pidFile, CancellationToken cancellationToken)
     {
         var cli = Cli.Wrap(runtime.BinaryPath)
-            .WithArguments(["--root", runtime.Root, "exec", "--pid-file", pidFile, containerId, .. command])
+            .WithArguments(runtime.ExecArguments(containerId, command, pidFile, terminal: false))
             .WithValidation(CommandResultValidation.None)
             .WithStandardInputPipe(streams.Stdin is { } stdin ? PipeSource.FromStream(stdin) : PipeSource.Null)
             .WithStandardOutputPipe(streams.Stdout is { } stdout ? PipeTarget.ToStream(stdout) : PipeTarget.Null)
@@ -60,7 +59,7 @@ public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> l
         // The shell opens the slave by path for the runtime's stdio (.NET cannot hand a child an arbitrary fd).
         var cli = Cli.Wrap("/bin/sh")
             .WithArguments(["-c", "exec \"$0\" \"$@\" <>\"$CRISHIM_TTY\" >&0 2>&0", runtime.BinaryPath,
-                "--root", runtime.Root, "exec", "-t", "--pid-file", pidFile, containerId, .. command])
+                .. runtime.ExecArguments(containerId, command, pidFile, terminal: true)])
             .WithEnvironmentVariables(new Dictionary<string, string?> { ["CRISHIM_TTY"] = pair.SlavePath })
             .WithValidation(CommandResultValidation.None);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -147,10 +146,5 @@ public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> l
         catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException or NativeCallException)
         {
         }
-    }
-
-    private static void KillExecProcess(string pidFile)
-    {
-        if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out int pid)) Processes.Kill(pid, SigKill);
     }
 }
