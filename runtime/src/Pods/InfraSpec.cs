@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using CriShim.Runtime.Oci;
+using CriShim.Runtime.Store;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Pods;
@@ -22,11 +23,10 @@ public static class InfraSpec
         {
             Directory.CreateDirectory(Path.Combine(rootfs, dir));
         }
-        string temp = binary + ".tmp";
-        File.Copy(CatatonitHostPath, temp, overwrite: true);
-        File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.GroupRead |
-            UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-        File.Move(temp, binary, overwrite: true);
+        // Pods start concurrently: each writes its own temp file and renames it, so a racing copy never
+        // sees a half-written binary or another's temp file.
+        AtomicFile.Write(binary, File.ReadAllBytes(CatatonitHostPath), UnixFileMode.UserRead | UnixFileMode.UserExecute |
+            UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
     }
 
     public static JsonObject Build(PodSandboxRecord pod, string rootfs, string cgroupsPath, int oomScoreAdj)
