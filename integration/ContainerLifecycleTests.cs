@@ -38,6 +38,12 @@ public class ContainerLifecycleTests(RegistryFixture registry)
         Assert.Matches(new Regex(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) stdout F line 0$"), lines.First(l => l.Contains(" stdout ")));
         Assert.Contains(lines, l => Regex.IsMatch(l, @" stderr F err \d+$"));
 
+        // The kubelet rotates by renaming the log, then expects the new file to exist when the call returns.
+        File.Move(logPath, logPath + ".1");
+        await daemon.Runtime.ReopenContainerLogAsync(new ReopenContainerLogRequest { ContainerId = talker });
+        Assert.True(File.Exists(logPath), "ReopenContainerLog returned before conmon created the new log");
+        await Cri.WaitUntilAsync(() => Task.FromResult(File.ReadAllLines(logPath).Length >= 2), TimeSpan.FromSeconds(30), "lines in the reopened log");
+
         var listed = await daemon.Runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = podId } });
         Assert.Equal(2, listed.Containers.Count);
 
@@ -93,6 +99,10 @@ public class ContainerLifecycleTests(RegistryFixture registry)
         Assert.Equal("1234", await daemon.ShAsync(id, "id -u"));
         Assert.Equal("5678", await daemon.ShAsync(id, "id -g"));
         Assert.Contains("4242", await daemon.ShAsync(id, "id -G"));
+        // ContainerStatus.user reports the identity the process holds, groups as `id -G` lists them.
+        var user = (await daemon.StatusAsync(id)).User.Linux;
+        Assert.Equal((1234L, 5678L), (user.Uid, user.Gid));
+        Assert.Equal((await daemon.ShAsync(id, "id -G")).Split(' ').Select(long.Parse).Order(), user.SupplementalGroups.Order());
         Assert.Equal("/tmp", await daemon.ShAsync(id, "pwd"));
         Assert.Equal("hi there", await daemon.ShAsync(id, "echo $GREETING"));
         Assert.Equal("host data", await daemon.ShAsync(id, "cat /host/from-host"));
@@ -221,8 +231,65 @@ public class ContainerLifecycleTests(RegistryFixture registry)
         var request = new ExecSyncRequest { ContainerId = id, Timeout = 1, Cmd = { "sleep", "42" } };
         var e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.ExecSyncAsync(request).ResponseAsync);
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
-        Assert.Equal("", await daemon.ShAsync(id, "ps -o args | grep '^sleep 42' || true"));
+        // Not even a zombie: the container's own sleep is the only one left (a zombie keeps its comm).
+        Assert.Equal("1", await daemon.ShAsync(id, "cat /proc/[0-9]*/comm | grep -c '^sleep$'"));
         await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+    }
+
+    [Fact]
+    public async Task RecursiveReadOnlyMountsCoverSubmounts()
+    {
+        await using var daemon = await Daemon.StartAsync();
+        var status = await daemon.Runtime.StatusAsync(new StatusRequest());
+        // runc 1.1 knows "rro"; the answer comes from `runc features`, not from a table.
+        Assert.True(status.RuntimeHandlers.Single(h => h.Name == "runc").Features.RecursiveReadOnlyMounts);
+        Assert.True(status.RuntimeHandlers.Single(h => h.Name == "").Features.RecursiveReadOnlyMounts);
+
+        await daemon.PullAsync(Busybox);
+        var podConfig = Cri.Pod("rro");
+        string podId = await daemon.RunPodAsync(podConfig);
+        string hostDir = Directory.CreateTempSubdirectory("crishim-rro-").FullName;
+        string submount = Path.Combine(hostDir, "tmpfs");
+        Directory.CreateDirectory(submount);
+        HostCommand.Output("mount", "-t", "tmpfs", "tmpfs", submount);
+        try
+        {
+            Runtime.V1.ContainerConfig WithMount(string name, bool recursive)
+            {
+                var config = Cri.Container(name, Busybox, "sleep", "3600");
+                config.Mounts.Add(new Mount { ContainerPath = "/mnt", HostPath = hostDir, Readonly = true, RecursiveReadOnly = recursive });
+                return config;
+            }
+            string plain = await daemon.StartContainerAsync(podId, podConfig, WithMount("plain", recursive: false));
+            string recursive = await daemon.StartContainerAsync(podId, podConfig, WithMount("recursive", recursive: true));
+
+            // A plain read-only bind leaves the submount writable; rro reaches it too.
+            Assert.Equal(0, (await daemon.ExecAsync(plain, "touch", "/mnt/tmpfs/file")).ExitCode);
+            var refused = await daemon.ExecAsync(recursive, "touch", "/mnt/tmpfs/other");
+            Assert.NotEqual(0, refused.ExitCode);
+            Assert.Contains("Read-only file system", refused.Stderr.ToStringUtf8());
+
+            async Task<StatusCode> CreateCode(Mount mount)
+            {
+                var config = Cri.Container("bad-rro", Busybox, "true");
+                config.Mounts.Add(mount);
+                var e = await Assert.ThrowsAsync<RpcException>(() =>
+                    daemon.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = config, SandboxConfig = podConfig }).ResponseAsync);
+                return e.StatusCode;
+            }
+            Assert.Equal(StatusCode.InvalidArgument, await CreateCode(new Mount { ContainerPath = "/mnt", HostPath = hostDir, RecursiveReadOnly = true }));
+            Assert.Equal(StatusCode.InvalidArgument, await CreateCode(new Mount
+            {
+                ContainerPath = "/mnt", HostPath = hostDir, Readonly = true, RecursiveReadOnly = true,
+                Propagation = MountPropagation.PropagationHostToContainer,
+            }));
+        }
+        finally
+        {
+            await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+            HostCommand.Output("umount", submount);
+            Directory.Delete(hostDir, recursive: true);
+        }
     }
 
     [Fact]
@@ -237,6 +304,9 @@ public class ContainerLifecycleTests(RegistryFixture registry)
         Assert.Equal(StatusCode.NotFound, await CodeOf(() => daemon.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = "nope" }).ResponseAsync));
         Assert.Equal(StatusCode.NotFound, await CodeOf(() => daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = "nope" }).ResponseAsync));
         Assert.Equal(StatusCode.NotFound, await CodeOf(() => daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = "nope" }).ResponseAsync));
+        // Stop and remove are idempotent: an unknown container is already stopped and gone.
+        await daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = "nope" });
+        await daemon.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = "nope" });
         Assert.Equal(StatusCode.AlreadyExists, await CodeOf(() => daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = podConfig }).ResponseAsync));
         Assert.Equal(StatusCode.InvalidArgument, await CodeOf(() => daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Cri.Pod("h"), RuntimeHandler = "kata" }).ResponseAsync));
         Assert.Equal(StatusCode.InvalidArgument, await CodeOf(() => daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = new PodSandboxConfig() }).ResponseAsync));
@@ -249,6 +319,9 @@ public class ContainerLifecycleTests(RegistryFixture registry)
         Assert.Equal(StatusCode.InvalidArgument, await CodeOf(() => daemon.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = escaping }).ResponseAsync));
         var missingImage = Cri.Container("missing", registry.Reference(TestImageNames.Zstd), "true");
         Assert.Equal(StatusCode.NotFound, await CodeOf(() => daemon.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = missingImage }).ResponseAsync));
+        var groupWithoutUser = Cri.Container("group-only", Busybox, "true");
+        groupWithoutUser.Linux.SecurityContext = new LinuxContainerSecurityContext { RunAsGroup = new Int64Value { Value = 7 } };
+        Assert.Equal(StatusCode.InvalidArgument, await CodeOf(() => daemon.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = groupWithoutUser }).ResponseAsync));
         var negativeMemory = Cri.Container("negative", Busybox, "true");
         negativeMemory.Linux.Resources.MemoryLimitInBytes = -5;
         Assert.Equal(StatusCode.InvalidArgument, await CodeOf(() => daemon.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = negativeMemory }).ResponseAsync));

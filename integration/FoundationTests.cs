@@ -92,12 +92,6 @@ public class FoundationTests
         {
             ("RestorePod", () => daemon.Runtime.RestorePodAsync(new RestorePodRequest()).ResponseAsync),
             ("CheckpointPod", () => daemon.Runtime.CheckpointPodAsync(new CheckpointPodRequest()).ResponseAsync),
-            ("ListPodSandboxMetrics", () => daemon.Runtime.ListPodSandboxMetricsAsync(new ListPodSandboxMetricsRequest()).ResponseAsync),
-            ("StreamContainers", async () =>
-            {
-                using var stream = daemon.Runtime.StreamContainers(new StreamContainersRequest());
-                await stream.ResponseStream.MoveNext(CancellationToken.None);
-            }),
         };
         foreach (var (method, call) in calls)
         {

@@ -27,6 +27,8 @@ public sealed class ContainerRecord : IRecord
     public string Reason { get; set; } = "";
     public string Message { get; set; } = "";
     public int Pid { get; set; }
+    /// <summary>The identity the container's first process runs with, once resolved from the image.</summary>
+    public ContainerIdentity? User { get; set; }
     /// <summary>The current LinuxContainerResources (after UpdateContainerResources), protobuf bytes.</summary>
     public byte[] Resources { get; set; } = [];
 
@@ -35,6 +37,9 @@ public sealed class ContainerRecord : IRecord
 
     private ContainerConfig? _config;
 }
+
+/// <summary>ContainerStatus.user: uid, gid and every group the process holds (the gid included, as `id -G`).</summary>
+public sealed record ContainerIdentity(long Uid, long Gid, long[] SupplementalGroups);
 
 [JsonSerializable(typeof(ContainerRecord))]
 internal sealed partial class ContainerRecordJson : JsonSerializerContext;

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using CriShim.Runtime.Config;
+using CriShim.Runtime.Events;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
@@ -22,6 +23,7 @@ public sealed class ContainerService(
     RecordStore<ContainerRecord> containers,
     IImageLookup images,
     IRootfsService rootfs,
+    ContainerEventPublisher events,
     ILogger<ContainerService> logger)
 {
     private readonly KeyedLock _locks = new();
@@ -53,6 +55,11 @@ public sealed class ContainerService(
     {
         if (containerConfig.Metadata is not { Name.Length: > 0 }) throw new ArgumentException("container metadata.name must be set");
         if (containerConfig.Image is not { Image.Length: > 0 }) throw new ArgumentException("container image must be set");
+        if (containerConfig.Linux?.SecurityContext is { RunAsGroup: not null, RunAsUser: null, RunAsUsername.Length: 0 })
+        {
+            // As containerd: a group alone would silently pair with the image's user.
+            throw new ArgumentException("run_as_group is set without run_as_user or run_as_username");
+        }
         var pod = pods.Resolve(podId) ?? throw new NotFoundException($"pod sandbox \"{podId}\" not found");
         if (!pod.Ready) throw new WrongStateException($"pod sandbox {pod.Id} is not ready");
         var image = images.Find(containerConfig.Image.Image)
@@ -105,6 +112,7 @@ public sealed class ContainerService(
         try
         {
             await CreateInRuntimeAsync(record, pod, image, runtime, CancellationToken.None);
+            events.Publish(ContainerEventType.ContainerCreatedEvent, id, pod.Id);
             return id;
         }
         catch
@@ -133,11 +141,12 @@ public sealed class ContainerService(
         var user = ContainerUserResolver.Resolve(rootfsPath, security.RunAsUser?.Value, security.RunAsUsername,
             security.RunAsGroup?.Value, image.Config.User, security.SupplementalGroups,
             security.SupplementalGroupsPolicy == SupplementalGroupsPolicy.Strict);
+        record.User = new ContainerIdentity(user.Uid, user.Gid, [user.Gid, .. user.AdditionalGids]);
         string bundle = BundleDir(record.Id);
         Directory.CreateDirectory(bundle);
         var spec = ContainerSpecBuilder.Build(new ContainerSpecInput(record.Id, containerConfig, pod, pods.DirectoryOf(pod.Id),
             image, rootfsPath, Path.Combine(containers.DirectoryOf(record.Id), "volumes"), user, config.Runtime.CgroupDriver,
-            config.Checkpoint.CriuConfig));
+            config.Checkpoint.CriuConfig, (await runtime.FeaturesAsync()).RecursiveReadOnlyMounts));
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
         Directory.CreateDirectory(Path.GetDirectoryName(record.LogPath)!);
         var metadata = containerConfig.Metadata;
@@ -169,11 +178,13 @@ public sealed class ContainerService(
             record.Reason = "StartError";
             record.Message = e.StandardError.Trim();
             containers.Save(record);
+            events.Publish(ContainerEventType.ContainerStoppedEvent, record.Id, record.PodId);
             throw;
         }
         record.State = ContainerState.ContainerRunning;
         record.StartedAtNanos = NowNanos();
         containers.Save(record);
+        events.Publish(ContainerEventType.ContainerStartedEvent, record.Id, record.PodId);
         // A process that exits at once may already have left its exit file.
         Refresh(record);
     }
@@ -187,10 +198,13 @@ public sealed class ContainerService(
     };
 
     /// <summary>Stops with the stop signal, then SIGKILL after <paramref name="timeoutSeconds"/>; idempotent.</summary>
+    /// <summary>Idempotent as the CRI demands: an unknown or already removed container is already stopped.</summary>
     public async Task StopAsync(string id, long timeoutSeconds, CancellationToken cancellationToken)
     {
-        var record = Get(id);
+        var record = containers.Resolve(id);
+        if (record is null) return;
         using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        if (containers.Get(record.Id) is null) return;
         await StopLockedAsync(record, timeoutSeconds, cancellationToken);
     }
 
@@ -243,6 +257,7 @@ public sealed class ContainerService(
         using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
         if (containers.Get(record.Id) is null) return;
         await RemoveEverythingAsync(record, cancellationToken);
+        events.Publish(ContainerEventType.ContainerDeletedEvent, record.Id, record.PodId);
     }
 
     private async Task RemoveEverythingAsync(ContainerRecord record, CancellationToken cancellationToken)
@@ -275,12 +290,18 @@ public sealed class ContainerService(
 
     private void MarkExited(ContainerRecord record, int exitCode, string reason, string message, DateTime? at = null)
     {
-        record.State = ContainerState.ContainerExited;
-        record.ExitCode = exitCode;
-        record.Reason = reason;
-        record.Message = message;
-        record.FinishedAtNanos = at is { } time ? (new DateTimeOffset(time) - DateTimeOffset.UnixEpoch).Ticks * 100 : NowNanos();
-        containers.Save(record);
+        // Status and list calls refresh without the container's lock: only the first to notice reports the exit.
+        lock (record)
+        {
+            if (record.State == ContainerState.ContainerExited) return;
+            record.State = ContainerState.ContainerExited;
+            record.ExitCode = exitCode;
+            record.Reason = reason;
+            record.Message = message;
+            record.FinishedAtNanos = at is { } time ? (new DateTimeOffset(time) - DateTimeOffset.UnixEpoch).Ticks * 100 : NowNanos();
+            containers.Save(record);
+        }
+        events.Publish(ContainerEventType.ContainerStoppedEvent, record.Id, record.PodId);
     }
 
     public ContainerStatus Status(ContainerRecord record)
@@ -306,6 +327,13 @@ public sealed class ContainerService(
         status.Labels.Add(containerConfig.Labels);
         status.Annotations.Add(containerConfig.Annotations);
         foreach (var mount in containerConfig.Mounts) status.Mounts.Add(mount);
+        if (record.User is { } user)
+        {
+            status.User = new ContainerUser
+            {
+                Linux = new LinuxContainerUser { Uid = user.Uid, Gid = user.Gid, SupplementalGroups = { user.SupplementalGroups } },
+            };
+        }
         return status;
     }
 
@@ -384,7 +412,7 @@ public sealed class ContainerService(
         {
             throw new WrongStateException($"container {record.Id} is {Describe(record.State)}, not running");
         }
-        await Conmon.ReopenLogAsync(BundleDir(record.Id), cancellationToken);
+        await Conmon.ReopenLogAsync(BundleDir(record.Id), record.LogPath, cancellationToken);
     }
 
     /// <summary>For StopPodSandbox: every container of the pod, killed at once.</summary>

@@ -18,7 +18,8 @@ public sealed record ContainerSpecInput(
     string VolumesDir,
     ResolvedUser User,
     string CgroupDriver,
-    string CriuConfigFile);
+    string CriuConfigFile,
+    bool RuntimeHasRecursiveReadOnlyMounts = false);
 
 /// <summary>Turns a CRI ContainerConfig plus the image config into an OCI runtime spec (config.json).</summary>
 public static class ContainerSpecBuilder
@@ -155,7 +156,7 @@ public static class ContainerSpecBuilder
             var toAdd = add.Equals("ALL", StringComparison.OrdinalIgnoreCase) ? SpecDefaults.AllCapabilities : [Normalize(add)];
             foreach (string capability in toAdd)
             {
-                if (!SpecDefaults.AllCapabilities.Contains(capability)) throw new ArgumentException($"unknown capability \"{add}\"");
+                if (!SpecDefaults.KnownCapabilities.Contains(capability)) throw new ArgumentException($"unknown capability \"{add}\"");
                 if (!set.Contains(capability)) set.Add(capability);
             }
         }
@@ -282,7 +283,16 @@ public static class ContainerSpecBuilder
             }
             if (mount.RecursiveReadOnly)
             {
-                throw new ArgumentException($"mount {destination}: recursive read-only mounts are not supported by this runtime");
+                // The kubelet's rules: rro needs ro and private propagation, and a runtime that knows "rro".
+                if (!mount.Readonly) throw new ArgumentException($"mount {destination}: recursive_read_only needs readonly");
+                if (mount.Propagation != MountPropagation.PropagationPrivate)
+                {
+                    throw new ArgumentException($"mount {destination}: recursive_read_only needs private propagation, not {mount.Propagation}");
+                }
+                if (!input.RuntimeHasRecursiveReadOnlyMounts)
+                {
+                    throw new ArgumentException($"mount {destination}: runtime handler \"{input.Pod.RuntimeHandler}\" does not support recursive read-only mounts");
+                }
             }
             if (!Path.IsPathRooted(mount.HostPath) || mount.HostPath.Split('/').Contains(".."))
             {
@@ -296,7 +306,7 @@ public static class ContainerSpecBuilder
                 _ => "rprivate",
             };
             if (propagation == "rshared" || (propagation == "rslave" && rootfsPropagation is null)) rootfsPropagation = propagation;
-            requested[destination] = SpecDefaults.BindMount(destination, mount.HostPath, mount.Readonly, propagation);
+            requested[destination] = SpecDefaults.BindMount(destination, mount.HostPath, mount.Readonly, propagation, mount.RecursiveReadOnly);
         }
 
         var mounts = SpecDefaults.BaseMounts(readOnlySys: !privileged);

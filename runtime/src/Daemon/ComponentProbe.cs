@@ -5,7 +5,8 @@ using CriShim.Runtime.Oci;
 namespace CriShim.Runtime.Daemon;
 
 /// <summary>One handler's binary as found at start-up.</summary>
-public sealed record HandlerProbe(string Name, string Path, bool Usable, string Version, string Error, bool CanCheckpoint);
+public sealed record HandlerProbe(string Name, string Path, bool Usable, string Version, string Error, bool CanCheckpoint,
+    bool RecursiveReadOnlyMounts = false);
 
 /// <summary>
 /// Checks the external programs once at start-up (in the background, so the socket is up at once)
@@ -31,7 +32,9 @@ public sealed class ComponentProbe(CriShimConfig config, RuntimeHandlers handler
                 {
                     Directory.CreateDirectory(runtime.Root);
                     var (version, canCheckpoint) = await runtime.VersionAsync(cancellationToken);
-                    probes.Add(new HandlerProbe(runtime.Handler, runtime.BinaryPath, true, version, "", canCheckpoint));
+                    var features = await runtime.FeaturesAsync();
+                    probes.Add(new HandlerProbe(runtime.Handler, runtime.BinaryPath, true, version, "", canCheckpoint,
+                        features.RecursiveReadOnlyMounts));
                     logger.LogInformation("runtime handler {Handler}: {Version} ({Path})", runtime.Handler, version, runtime.BinaryPath);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

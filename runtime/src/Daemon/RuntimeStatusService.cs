@@ -32,12 +32,22 @@ public sealed class RuntimeStatusService(CriShimConfig config, ComponentProbe pr
         var response = new StatusResponse
         {
             Status = new RuntimeStatus { Conditions = { RuntimeReady(), network.Readiness() } },
-            Features = new RuntimeFeatures(),
+            // Strict is honoured when groups are resolved from the image (ContainerUserResolver).
+            Features = new RuntimeFeatures { SupplementalGroupsPolicy = true },
         };
-        response.RuntimeHandlers.Add(new RuntimeHandler { Name = "", Features = new RuntimeHandlerFeatures() });
+        static RuntimeHandlerFeatures FeaturesOf(HandlerProbe? handler) => new()
+        {
+            RecursiveReadOnlyMounts = handler?.RecursiveReadOnlyMounts == true,
+        };
+        // The unnamed entry is the default handler, as the kubelet reads it for pods without a RuntimeClass.
+        response.RuntimeHandlers.Add(new RuntimeHandler
+        {
+            Name = "",
+            Features = FeaturesOf(probe.Handlers.FirstOrDefault(h => h.Name == config.Runtime.DefaultHandler)),
+        });
         foreach (var handler in probe.Handlers)
         {
-            response.RuntimeHandlers.Add(new RuntimeHandler { Name = handler.Name, Features = new RuntimeHandlerFeatures() });
+            response.RuntimeHandlers.Add(new RuntimeHandler { Name = handler.Name, Features = FeaturesOf(handler) });
         }
         if (verbose)
         {

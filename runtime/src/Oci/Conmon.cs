@@ -120,12 +120,29 @@ public sealed class Conmon(string path)
     }
 
     /// <summary>Asks conmon to reopen the container's log file (after the kubelet rotated it).</summary>
-    public static async Task ReopenLogAsync(string bundleDir, CancellationToken cancellationToken)
+    /// <summary>
+    /// Asks conmon to reopen the log and waits until the file is back, as CRI-O does: the kubelet
+    /// rotates by renaming the log and expects the new file to exist when the call returns.
+    /// </summary>
+    public static async Task ReopenLogAsync(string bundleDir, string logPath, CancellationToken cancellationToken)
     {
         string control = System.IO.Path.Combine(bundleDir, "ctl");
         if (!File.Exists(control)) throw new InvalidOperationException($"conmon control pipe {control} is missing");
         // Message type 2 is "reopen logs" in conmon's control protocol; the two numbers are unused sizes.
-        await using var pipe = new FileStream(control, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
-        await pipe.WriteAsync("2 0 0\n"u8.ToArray(), cancellationToken);
+        await using (var pipe = new FileStream(control, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+        {
+            await pipe.WriteAsync("2 0 0\n"u8.ToArray(), cancellationToken);
+        }
+        var deadline = DateTime.UtcNow + ReopenLogLimit;
+        while (!File.Exists(logPath))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"conmon did not reopen the log {logPath} within {ReopenLogLimit.TotalSeconds:0} s");
+            }
+            await Task.Delay(10, cancellationToken);
+        }
     }
+
+    private static readonly TimeSpan ReopenLogLimit = TimeSpan.FromSeconds(10);
 }

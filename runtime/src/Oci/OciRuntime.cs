@@ -12,8 +12,18 @@ public sealed record OciContainerState(
     [property: JsonPropertyName("bundle")] string Bundle,
     [property: JsonPropertyName("created")] DateTimeOffset Created);
 
+/// <summary>`runc|crun features` output (OCI runtime features), the fields the daemon uses.</summary>
+public sealed record OciFeatures([property: JsonPropertyName("mountOptions")] List<string>? MountOptions)
+{
+    public static readonly OciFeatures None = new(MountOptions: null);
+
+    /// <summary>The "rro" option: mount_setattr(MOUNT_ATTR_RDONLY, AT_RECURSIVE).</summary>
+    public bool RecursiveReadOnlyMounts => MountOptions?.Contains("rro") == true;
+}
+
 [JsonSerializable(typeof(OciContainerState))]
 [JsonSerializable(typeof(List<OciContainerState>))]
+[JsonSerializable(typeof(OciFeatures))]
 internal sealed partial class OciJsonContext : JsonSerializerContext;
 
 /// <summary>Thrown when the OCI runtime has no container with the id.</summary>
@@ -40,6 +50,28 @@ public sealed class OciRuntime(string handler, string binaryPath, string root)
         // runc always links CRIU support in; crun only when built with libcriu, which it lists as +CRIU.
         bool canCheckpoint = !first.StartsWith("crun", StringComparison.Ordinal) || output.StandardOutput.Contains("+CRIU", StringComparison.Ordinal);
         return (first, canCheckpoint);
+    }
+
+    /// <summary>
+    /// What the runtime supports, asked once: runtimes older than the `features` command (crun 1.8)
+    /// support none of the optional features.
+    /// </summary>
+    public Task<OciFeatures> FeaturesAsync() => LazyInitializer.EnsureInitialized(ref _features, ProbeFeaturesAsync);
+
+    private Task<OciFeatures>? _features;
+
+    private async Task<OciFeatures> ProbeFeaturesAsync()
+    {
+        var output = await _command.RunAsync(["features"], QueryTimeout, CancellationToken.None, allowFailure: true);
+        if (output.ExitCode != 0) return OciFeatures.None;
+        try
+        {
+            return JsonSerializer.Deserialize(output.StandardOutput, OciJsonContext.Default.OciFeatures) ?? OciFeatures.None;
+        }
+        catch (JsonException)
+        {
+            return OciFeatures.None;
+        }
     }
 
     public async Task<OciContainerState> StateAsync(string id, CancellationToken cancellationToken)
@@ -105,17 +137,26 @@ public sealed class OciRuntime(string handler, string binaryPath, string root)
 
     /// <summary>
     /// Runs a command in the container and collects its output. The process inherits the container's
-    /// env, user and cwd. On timeout the exec'd process itself is killed, not only runc.
+    /// env, user and cwd. At the limit, or when the caller cancels, the exec'd process itself is killed.
     /// </summary>
     public async Task<CommandOutput> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, string pidFile, CancellationToken cancellationToken)
     {
         var args = ExecArguments(id, command, pidFile, terminal: false);
+        // Only the exec'd process is killed, so runc exec, its parent, reaps it and exits. Killing runc
+        // first would orphan it to the host's init, which need not reap it: a zombie left in the container.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        stop.CancelAfter(timeout);
+        await using var killAtStop = stop.Token.Register(() => KillExecProcess(pidFile));
         try
         {
-            return await _command.RunAsync(args, timeout, cancellationToken, allowFailure: true);
+            var output = await _command.RunAsync(args, timeout + ExecReapGrace, CancellationToken.None, allowFailure: true);
+            cancellationToken.ThrowIfCancellationRequested();
+            if (stop.IsCancellationRequested) throw new ExternalCommandTimeoutException(_command.Tool, args, timeout);
+            return output;
         }
-        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        catch (ExternalCommandTimeoutException)
         {
+            // runc outlived the grace (the pid file came too late): runc's tree is gone, the process may not be.
             KillExecProcess(pidFile);
             throw;
         }
@@ -125,6 +166,7 @@ public sealed class OciRuntime(string handler, string binaryPath, string root)
         }
     }
 
+    private static readonly TimeSpan ExecReapGrace = TimeSpan.FromSeconds(5);
 
     /// <summary>Freezes every process of the container (cgroup freezer).</summary>
     public Task PauseAsync(string id, CancellationToken cancellationToken) =>

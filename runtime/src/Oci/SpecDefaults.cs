@@ -11,8 +11,8 @@ public static class SpecDefaults
         "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
     ];
 
-    /// <summary>Every capability the kernel knows (for privileged containers and "ALL").</summary>
-    public static readonly string[] AllCapabilities =
+    /// <summary>Every capability the kernel knows, indexed by its number.</summary>
+    public static readonly string[] KnownCapabilities =
     [
         "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
         "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
@@ -22,6 +22,25 @@ public static class SpecDefaults
         "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
         "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
     ];
+
+    /// <summary>
+    /// What privileged containers and "ALL" get: the daemon's own bounding set, as containerd's
+    /// WithAllCurrentCapabilities does. A capability the daemon lacks (CAP_SYS_RESOURCE on some hosts)
+    /// cannot be granted, and asking runc for it fails the whole container.
+    /// </summary>
+    public static IReadOnlyList<string> AllCapabilities => DaemonBoundingSet.Value;
+
+    private static readonly Lazy<string[]> DaemonBoundingSet = new(() => FromMask(ReadStatusMask("/proc/self/status", "CapBnd")));
+
+    public static string[] FromMask(ulong mask) =>
+        [.. KnownCapabilities.Where((_, number) => (mask & (1UL << number)) != 0)];
+
+    private static ulong ReadStatusMask(string statusFile, string field)
+    {
+        string prefix = field + ":";
+        string? line = File.ReadLines(statusFile).FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+        return line is null ? ulong.MaxValue : Convert.ToUInt64(line[prefix.Length..].Trim(), 16);
+    }
 
     public static readonly string[] MaskedPaths =
     [
@@ -79,10 +98,12 @@ public static class SpecDefaults
         ["options"] = Strings(options),
     };
 
-    public static JsonObject BindMount(string destination, string source, bool readOnly, string propagation = "rprivate")
+    public static JsonObject BindMount(string destination, string source, bool readOnly, string propagation = "rprivate",
+        bool recursiveReadOnly = false)
     {
         var options = new List<string> { "rbind", propagation };
         if (readOnly) options.Add("ro");
+        if (recursiveReadOnly) options.Add("rro");
         return Mount(destination, "bind", source, [.. options]);
     }
 }

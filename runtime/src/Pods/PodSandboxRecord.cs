@@ -22,6 +22,10 @@ public sealed class PodSandboxRecord : IRecord
     /// <summary>The pod's /dev/shm tmpfs; empty for host-IPC pods.</summary>
     public string ShmPath { get; set; } = "";
     public List<string> Ips { get; set; } = [];
+    /// <summary>The pod-level overhead of the last UpdatePodSandboxResources (LinuxContainerResources, protobuf bytes); empty before one.</summary>
+    public byte[] Overhead { get; set; } = [];
+    /// <summary>The pod-level resources of the last UpdatePodSandboxResources (LinuxContainerResources, protobuf bytes); empty before one.</summary>
+    public byte[] Resources { get; set; } = [];
 
     [JsonIgnore]
     public PodSandboxConfig ConfigMessage => _config ??= PodSandboxConfig.Parser.ParseFrom(Config);

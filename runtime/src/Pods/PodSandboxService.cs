@@ -2,6 +2,7 @@ using System.Text.Json;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
+using CriShim.Runtime.Events;
 using CriShim.Runtime.Network;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Server;
@@ -23,6 +24,7 @@ public sealed class PodSandboxService(
     RecordStore<PodSandboxRecord> pods,
     ContainerService containers,
     IPodNetwork network,
+    ContainerEventPublisher events,
     ILogger<PodSandboxService> logger)
 {
     private readonly KeyedLock _locks = new();
@@ -81,6 +83,9 @@ public sealed class PodSandboxService(
         {
             // Set-up is not cut short by a client that gives up: a half-built pod is worse than a late one.
             await SetUpAsync(record, podConfig, namespaceOptions, runtime, CancellationToken.None);
+            // As containerd: the pod's own events carry the pod id as the container id.
+            events.Publish(ContainerEventType.ContainerCreatedEvent, id, id);
+            events.Publish(ContainerEventType.ContainerStartedEvent, id, id);
             return id;
         }
         catch
@@ -158,11 +163,41 @@ public sealed class PodSandboxService(
         await TearDownAsync(record, CancellationToken.None);
         if (record.Ready || record.InfraPid != 0)
         {
+            bool wasReady = record.Ready;
             record.Ready = false;
             record.InfraPid = 0;
             pods.Save(record);
             logger.LogInformation("pod sandbox {Id} stopped", record.Id);
+            // Not ready already when its infra exited on its own: that STOPPED event was sent then.
+            if (wasReady) events.Publish(ContainerEventType.ContainerStoppedEvent, record.Id, record.Id);
         }
+    }
+
+    /// <summary>For the exit watcher: an infra process that exited on its own leaves its pod not ready.</summary>
+    public async Task NoticeInfraExitAsync(string id, CancellationToken cancellationToken)
+    {
+        var record = pods.Get(id);
+        if (record is null) return;
+        using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        if (!record.Ready) return;
+        record.Ready = false;
+        pods.Save(record);
+        logger.LogWarning("pod sandbox {Id}: its infra process exited", record.Id);
+        events.Publish(ContainerEventType.ContainerStoppedEvent, record.Id, record.Id);
+    }
+
+    /// <summary>
+    /// KEP-1287 in-place pod resize: records the pod-level overhead and resources. The kubelet has
+    /// already resized the pod's cgroup (cgroup_parent), which it owns; crishim owns only the per-container
+    /// cgroups beneath it, so, as in containerd and CRI-O (which only tell NRI plugins), nothing more applies.
+    /// </summary>
+    public async Task UpdateResourcesAsync(string id, LinuxContainerResources? overhead, LinuxContainerResources? resources, CancellationToken cancellationToken)
+    {
+        var record = Get(id);
+        using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        record.Overhead = overhead?.ToByteArray() ?? [];
+        record.Resources = resources?.ToByteArray() ?? [];
+        pods.Save(record);
     }
 
     /// <summary>Removes the pod and all its containers; idempotent, unknown ids succeed.</summary>
@@ -176,8 +211,10 @@ public sealed class PodSandboxService(
         await containers.RemoveAllOfPodAsync(record.Id, cancellationToken);
         string run = paths.PodRun(record.Id);
         if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
+        var lastStatus = Status(record);
         pods.Delete(record.Id);
         logger.LogInformation("pod sandbox {Id} removed", record.Id);
+        events.Publish(ContainerEventType.ContainerDeletedEvent, record.Id, record.Id, lastStatus);
     }
 
     public PodSandboxRecord Get(string id) =>

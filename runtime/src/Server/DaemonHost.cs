@@ -52,10 +52,12 @@ public static class DaemonHost
         builder.Services.AddSingleton(new PodCidrStore(config.State.Root));
         builder.Services.AddSingleton<RuntimeStatusService>();
         builder.Services.AddPodAndContainerServices(config);
+        Events.ContainerEventsRegistration.AddContainerEvents(builder.Services);
         builder.Services.AddCheckpointServices();
         Network.PodNetworkRegistration.AddPodNetwork(builder.Services, config);
         builder.Services.AddImageServices(config);
         builder.Services.AddStreaming();
+        Stats.StatsRegistration.AddStats(builder.Services);
 
         var app = builder.Build();
         app.MapGrpcService<RuntimeServiceEndpoint>();

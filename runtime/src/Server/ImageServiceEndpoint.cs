@@ -6,7 +6,7 @@ namespace CriShim.Runtime.Server;
 
 /// <summary>
 /// runtime.v1.ImageService on the same socket as the runtime service: validates, calls the image
-/// domain and shapes CRI messages. StreamImages is left to the generated base (UNIMPLEMENTED).
+/// domain and shapes CRI messages.
 /// </summary>
 public sealed class ImageServiceEndpoint(ImagePuller puller, ImageCatalog catalog) : ImageService.ImageServiceBase
 {
@@ -20,9 +20,15 @@ public sealed class ImageServiceEndpoint(ImagePuller puller, ImageCatalog catalo
     public override Task<ListImagesResponse> ListImages(ListImagesRequest request, ServerCallContext context)
     {
         var response = new ListImagesResponse();
-        response.Images.AddRange(catalog.List(request.Filter?.Image?.Image).Select(ToCri));
+        response.Images.AddRange(ImageItems(request.Filter));
         return Task.FromResult(response);
     }
+
+    public override Task StreamImages(StreamImagesRequest request, IServerStreamWriter<StreamImagesResponse> responseStream, ServerCallContext context) =>
+        ListBatches.SendAsync(ImageItems(request.Filter), batch => new StreamImagesResponse { Images = { batch } },
+            responseStream, context.CancellationToken);
+
+    private IEnumerable<Image> ImageItems(ImageFilter? filter) => catalog.List(filter?.Image?.Image).Select(ToCri);
 
     public override Task<ImageStatusResponse> ImageStatus(ImageStatusRequest request, ServerCallContext context)
     {

@@ -48,26 +48,32 @@ public sealed partial class RuntimeServiceEndpoint
     public override Task<ListContainersResponse> ListContainers(ListContainersRequest request, ServerCallContext context)
     {
         var response = new ListContainersResponse();
-        response.Containers.Add(containers.List(request.Filter).Select(record =>
-        {
-            var status = containers.Status(record);
-            var item = new Container
-            {
-                Id = status.Id,
-                PodSandboxId = record.PodId,
-                Metadata = status.Metadata,
-                Image = status.Image,
-                ImageRef = status.ImageRef,
-                ImageId = status.ImageId,
-                State = status.State,
-                CreatedAt = status.CreatedAt,
-            };
-            item.Labels.Add(status.Labels);
-            item.Annotations.Add(status.Annotations);
-            return item;
-        }));
+        response.Containers.Add(ContainerItems(request.Filter));
         return Task.FromResult(response);
     }
+
+    public override Task StreamContainers(StreamContainersRequest request, IServerStreamWriter<StreamContainersResponse> responseStream, ServerCallContext context) =>
+        ListBatches.SendAsync(ContainerItems(request.Filter), batch => new StreamContainersResponse { Containers = { batch } },
+            responseStream, context.CancellationToken);
+
+    private IEnumerable<Container> ContainerItems(ContainerFilter? filter) => containers.List(filter).Select(record =>
+    {
+        var status = containers.Status(record);
+        var item = new Container
+        {
+            Id = status.Id,
+            PodSandboxId = record.PodId,
+            Metadata = status.Metadata,
+            Image = status.Image,
+            ImageRef = status.ImageRef,
+            ImageId = status.ImageId,
+            State = status.State,
+            CreatedAt = status.CreatedAt,
+        };
+        item.Labels.Add(status.Labels);
+        item.Annotations.Add(status.Annotations);
+        return item;
+    });
 
     public override async Task<UpdateContainerResourcesResponse> UpdateContainerResources(UpdateContainerResourcesRequest request, ServerCallContext context)
     {

@@ -3,7 +3,7 @@ using Runtime.V1;
 
 namespace CriShim.Runtime.Server;
 
-/// <summary>RunPodSandbox, StopPodSandbox, RemovePodSandbox, PodSandboxStatus, ListPodSandbox.</summary>
+/// <summary>RunPodSandbox, StopPodSandbox, RemovePodSandbox, PodSandboxStatus, ListPodSandbox, StreamPodSandboxes.</summary>
 public sealed partial class RuntimeServiceEndpoint
 {
     public override async Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
@@ -44,23 +44,29 @@ public sealed partial class RuntimeServiceEndpoint
     public override Task<ListPodSandboxResponse> ListPodSandbox(ListPodSandboxRequest request, ServerCallContext context)
     {
         var response = new ListPodSandboxResponse();
-        response.Items.Add(sandboxes.List(request.Filter).Select(record =>
-        {
-            var status = sandboxes.Status(record);
-            var item = new PodSandbox
-            {
-                Id = status.Id,
-                Metadata = status.Metadata,
-                State = status.State,
-                CreatedAt = status.CreatedAt,
-                RuntimeHandler = status.RuntimeHandler,
-            };
-            item.Labels.Add(status.Labels);
-            item.Annotations.Add(status.Annotations);
-            return item;
-        }));
+        response.Items.Add(PodSandboxItems(request.Filter));
         return Task.FromResult(response);
     }
+
+    public override Task StreamPodSandboxes(StreamPodSandboxesRequest request, IServerStreamWriter<StreamPodSandboxesResponse> responseStream, ServerCallContext context) =>
+        ListBatches.SendAsync(PodSandboxItems(request.Filter), batch => new StreamPodSandboxesResponse { PodSandboxes = { batch } },
+            responseStream, context.CancellationToken);
+
+    private IEnumerable<PodSandbox> PodSandboxItems(PodSandboxFilter? filter) => sandboxes.List(filter).Select(record =>
+    {
+        var status = sandboxes.Status(record);
+        var item = new PodSandbox
+        {
+            Id = status.Id,
+            Metadata = status.Metadata,
+            State = status.State,
+            CreatedAt = status.CreatedAt,
+            RuntimeHandler = status.RuntimeHandler,
+        };
+        item.Labels.Add(status.Labels);
+        item.Annotations.Add(status.Annotations);
+        return item;
+    });
 
     private static void RequireId(string id, string field)
     {

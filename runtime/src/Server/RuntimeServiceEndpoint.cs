@@ -17,7 +17,9 @@ public sealed partial class RuntimeServiceEndpoint(
     PodSandboxService sandboxes,
     ContainerService containers,
     CriShim.Runtime.Streaming.StreamingService streaming,
-    ContainerCheckpoint checkpoints) : RuntimeService.RuntimeServiceBase
+    ContainerCheckpoint checkpoints,
+    CriShim.Runtime.Stats.StatsService stats,
+    CriShim.Runtime.Events.ContainerEventBus events) : RuntimeService.RuntimeServiceBase
 {
     public override Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>
         Task.FromResult(status.Version());

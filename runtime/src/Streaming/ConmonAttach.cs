@@ -77,7 +77,13 @@ public static class ConmonAttach
         while (true)
         {
             int read = await stdin.ReadAsync(buffer, cancellationToken);
-            if (read <= 0) return;
+            if (read <= 0)
+            {
+                // The client's stdin ended: conmon closes the container's stdin on this half-close
+                // unless the container keeps it open (stdin_once false), as with CRI-O.
+                socket.Shutdown(SocketShutdown.Send);
+                return;
+            }
             await socket.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, cancellationToken);
         }
     }

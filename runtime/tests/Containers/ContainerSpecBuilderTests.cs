@@ -53,6 +53,18 @@ public class ContainerSpecBuilderTests
     }
 
     [Fact]
+    public void PrivilegedCapabilitiesFollowTheBoundingSetMask()
+    {
+        // A host root without CAP_SYS_RESOURCE (bit 24), as measured on the CI machine.
+        var granted = SpecDefaults.FromMask(0x000001fffeffffffUL);
+        Assert.Equal(40, granted.Length);
+        Assert.DoesNotContain("CAP_SYS_RESOURCE", granted);
+        Assert.Equal("CAP_CHOWN", granted[0]);
+        Assert.Equal("CAP_CHECKPOINT_RESTORE", granted[^1]);
+        Assert.Equal(SpecDefaults.KnownCapabilities, SpecDefaults.FromMask(ulong.MaxValue));
+    }
+
+    [Fact]
     public void NegativeResourcesAreRefused() =>
         Assert.Throws<ArgumentException>(() => ContainerSpecBuilder.UpdatableResources(new LinuxContainerResources { CpuShares = -1 }));
 

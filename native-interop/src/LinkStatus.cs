@@ -1,0 +1,29 @@
+using Tmds.Linux;
+
+namespace CriShim.NativeInterop;
+
+/// <summary>What lstat(2) says of a path itself (a symlink is not followed): the fields disk-usage walks need.</summary>
+public readonly record struct LinkStatus(uint Mode, ulong Inode, ulong Device, uint LinkCount, ulong AllocatedBytes)
+{
+    private const uint FileTypeMask = 0xF000; // S_IFMT
+    private const uint DirectoryType = 0x4000; // S_IFDIR
+
+    public bool IsDirectory => (Mode & FileTypeMask) == DirectoryType;
+
+    /// <summary>The path's status, or null when it no longer exists.</summary>
+    public static unsafe LinkStatus? Of(string path)
+    {
+        statx buffer;
+        fixed (byte* p = Utf8Path.From(path))
+        {
+            if (LibC.statx(LibC.AT_FDCWD, p, LibC.AT_SYMLINK_NOFOLLOW, LibC.STATX_BASIC_STATS, &buffer) == -1)
+            {
+                int errno = LibC.errno;
+                return errno == LibC.ENOENT ? null : throw new NativeCallException("statx", errno, path);
+            }
+        }
+        // st_blocks counts 512-byte units whatever the filesystem's block size.
+        return new LinkStatus(buffer.stx_mode, buffer.stx_ino, FileNodes.MakeDevice(buffer.stx_dev_major, buffer.stx_dev_minor),
+            buffer.stx_nlink, buffer.stx_blocks * 512);
+    }
+}
