@@ -79,3 +79,11 @@ bench: build publish
 		--filter "Category=Benchmark$(if $(BENCH),&FullyQualifiedName~$(BENCH)Benchmark)" --logger "console;verbosity=detailed"
 bench-pull:
 	$(MAKE) bench BENCH=Pull
+
+## critest: run an installed critest (cri-tools; not built by this project) against a private AOT daemon,
+## with its images served offline from $(TEST_REGISTRY); CRITEST_ARGS="--ginkgo.focus=..." narrows it
+CRITEST_ARGS ?=
+.PHONY: critest
+critest: publish
+	$(MAKE) test-images TEST_IMAGES_FLAGS=--critest
+	scripts/critest.sh $(CRITEST_ARGS)

@@ -1,10 +1,7 @@
 using System.Diagnostics;
 using System.Formats.Tar;
 using System.Text.Json;
-using CriShim.Integration.Harness;
 using CriShim.TestImages;
-using Grpc.Core;
-using Runtime.V1;
 
 namespace CriShim.Integration;
 

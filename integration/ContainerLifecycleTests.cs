@@ -1,8 +1,5 @@
 using System.Text.RegularExpressions;
-using CriShim.Integration.Harness;
 using CriShim.TestImages;
-using Grpc.Core;
-using Runtime.V1;
 
 namespace CriShim.Integration;
 

@@ -1,9 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
-using CriShim.Integration.Harness;
 using CriShim.TestImages;
-using Grpc.Core;
-using Runtime.V1;
 
 namespace CriShim.Integration;
 

@@ -1,7 +1,4 @@
 using System.Text.Json;
-using CriShim.Integration.Harness;
-using Grpc.Core;
-using Runtime.V1;
 
 namespace CriShim.Integration;
 

@@ -2,10 +2,7 @@ using System.Formats.Tar;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.Json;
-using CriShim.Integration.Harness;
 using CriShim.TestImages;
-using Grpc.Core;
-using Runtime.V1;
 using CriImage = Runtime.V1.Image;
 using OciImage = CriShim.TestImages.Image;
 

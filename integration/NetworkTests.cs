@@ -1,9 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using CriShim.Integration.Harness;
 using CriShim.TestImages;
-using Grpc.Core;
-using Runtime.V1;
 
 namespace CriShim.Integration;
 

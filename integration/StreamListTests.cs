@@ -1,7 +1,4 @@
-using CriShim.Integration.Harness;
 using CriShim.TestImages;
-using Grpc.Core;
-using Runtime.V1;
 
 namespace CriShim.Integration;
 

@@ -4,10 +4,7 @@ using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
-using CriShim.Integration.Harness;
 using CriShim.TestImages;
-using Grpc.Core;
-using Runtime.V1;
 
 namespace CriShim.Integration;
 

@@ -1,9 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
-using CriShim.Integration.Harness;
 using CriShim.TestImages;
-using Runtime.V1;
 using Xunit.Abstractions;
 
 namespace CriShim.Integration.Benchmarks;

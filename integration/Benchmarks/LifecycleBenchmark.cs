@@ -1,7 +1,5 @@
 using System.Diagnostics;
-using CriShim.Integration.Harness;
 using CriShim.TestImages;
-using Runtime.V1;
 using Xunit.Abstractions;
 
 namespace CriShim.Integration.Benchmarks;

@@ -1,5 +1,4 @@
 using Google.Protobuf;
-using Runtime.V1;
 
 namespace CriShim.Integration.Harness;
 

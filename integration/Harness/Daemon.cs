@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
 using Grpc.Net.Client;
-using Runtime.V1;
 
 namespace CriShim.Integration.Harness;
 
