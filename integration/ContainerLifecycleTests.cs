@@ -184,6 +184,8 @@ public class ContainerLifecycleTests(RegistryFixture registry)
         var oom = await daemon.WaitForExitAsync(await daemon.StartContainerAsync(podId, podConfig, hog));
         Assert.Equal("OOMKilled", oom.Reason);
         Assert.Equal(137, oom.ExitCode);
+        // conmon writes its oom marker in its working directory: the bundle, never the daemon's cwd.
+        Assert.False(File.Exists(Path.Combine(daemon.Dirs.Base, "oom")), "conmon left an oom file in the daemon's working directory");
         await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
     }
 
@@ -230,6 +232,41 @@ public class ContainerLifecycleTests(RegistryFixture registry)
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
         // Not even a zombie: the container's own sleep is the only one left (a zombie keeps its comm).
         Assert.Equal("1", await daemon.ShAsync(id, "cat /proc/[0-9]*/comm | grep -c '^sleep$'"));
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+    }
+
+    [Fact]
+    public async Task DebugContainerSeesItsTargetsProcesses()
+    {
+        await using var daemon = await Daemon.StartAsync();
+        await daemon.PullAsync(Busybox);
+        var podConfig = Cri.Pod("debug-target");
+        string podId = await daemon.RunPodAsync(podConfig);
+        string app = await daemon.StartContainerAsync(podId, podConfig, Cri.Container("app", Busybox, "sleep", "3601"));
+
+        Runtime.V1.ContainerConfig Debugger(string name, string targetId)
+        {
+            var config = Cri.Container(name, Busybox, "sleep", "3602");
+            config.Linux.SecurityContext.NamespaceOptions = new NamespaceOption { Pid = NamespaceMode.Target, TargetId = targetId };
+            return config;
+        }
+        // As kubectl debug --target=app: one pid namespace with the target, so its sleep is visible.
+        string debugger = await daemon.StartContainerAsync(podId, podConfig, Debugger("debugger", app));
+        Assert.Contains("sleep 3601", await daemon.ShAsync(debugger, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"));
+        Assert.Equal(await daemon.ShAsync(app, "readlink /proc/self/ns/pid"), await daemon.ShAsync(debugger, "readlink /proc/self/ns/pid"));
+
+        async Task<StatusCode> CreateCode(Runtime.V1.ContainerConfig config) => (await Assert.ThrowsAsync<RpcException>(() =>
+            daemon.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = config, SandboxConfig = podConfig }).ResponseAsync)).StatusCode;
+        Assert.Equal(StatusCode.NotFound, await CreateCode(Debugger("no-target", "0123456789ab")));
+        var otherPodConfig = Cri.Pod("debug-other");
+        string otherPod = await daemon.RunPodAsync(otherPodConfig);
+        string stranger = await daemon.StartContainerAsync(otherPod, otherPodConfig, Cri.Container("stranger", Busybox, "sleep", "3603"));
+        Assert.Equal(StatusCode.InvalidArgument, await CreateCode(Debugger("cross-pod", stranger)));
+        await daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = app });
+        Assert.Equal(StatusCode.FailedPrecondition, await CreateCode(Debugger("stopped-target", app)));
+        Assert.Equal(2, (await daemon.Runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = podId } })).Containers.Count);
+
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = otherPod });
         await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
     }
 

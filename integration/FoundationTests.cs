@@ -88,7 +88,6 @@ public class FoundationTests
         var calls = new (string Method, Func<Task> Call)[]
         {
             ("RestorePod", () => daemon.Runtime.RestorePodAsync(new RestorePodRequest()).ResponseAsync),
-            ("CheckpointPod", () => daemon.Runtime.CheckpointPodAsync(new CheckpointPodRequest()).ResponseAsync),
         };
         foreach (var (method, call) in calls)
         {

@@ -13,6 +13,8 @@ if [ -z "$CRITEST" ]; then
 fi
 
 work=$(mktemp -d /tmp/crishim-critest.XXXXXX)
+# Searchable (not listable) by others: the root of a user-namespaced pod reaches its rootfs through it.
+chmod 0711 "$work"
 sock=$work/crishim.sock
 mkdir -p "$work/net.d"
 cat > "$work/net.d/10-critest.conflist" <<CONF

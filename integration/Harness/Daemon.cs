@@ -104,6 +104,8 @@ public sealed class Daemon : IAsyncDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
+            // Its own working directory, so a test can see what the daemon or its children drop there.
+            WorkingDirectory = dirs.Base,
         };
         foreach (string arg in new[] { "--config", dirs.ConfigFile, "--socket", dirs.Socket, "--root", dirs.Root, "--run-root", dirs.RunRoot }.Concat(extraArgs))
         {

@@ -49,6 +49,21 @@ public static unsafe class NetworkNamespaces
         }
     }
 
+    /// <summary>Pins the existing namespace at <paramref name="namespacePath"/> (e.g. /proc/PID/ns/net) at <paramref name="path"/>.</summary>
+    public static void Pin(string namespacePath, string path)
+    {
+        using (File.Create(path)) { }
+        try
+        {
+            Mounts.Mount(namespacePath, path, null, MountFlags.Bind);
+        }
+        catch
+        {
+            File.Delete(path);
+            throw;
+        }
+    }
+
     /// <summary>Unpins and deletes the namespace file; a no-op when already gone.</summary>
     public static void Remove(string path)
     {

@@ -16,7 +16,7 @@ public sealed class CheckpointRecovery(StatePaths paths, RuntimeHandlers handler
         if (!Directory.Exists(paths.Checkpoints)) return;
         foreach (string workDir in Directory.EnumerateDirectories(paths.Checkpoints))
         {
-            string marker = Path.Combine(workDir, ContainerCheckpoint.InFlightFile);
+            string marker = Path.Combine(workDir, CheckpointPipeline.InFlightFile);
             try
             {
                 if (File.Exists(marker) &&

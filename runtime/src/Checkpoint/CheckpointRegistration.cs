@@ -4,7 +4,9 @@ public static class CheckpointRegistration
 {
     public static IServiceCollection AddCheckpointServices(this IServiceCollection services)
     {
+        services.AddSingleton<CheckpointPipeline>();
         services.AddSingleton<ContainerCheckpoint>();
+        services.AddSingleton<PodCheckpoint>();
         services.AddSingleton<CheckpointRecovery>();
         return services;
     }

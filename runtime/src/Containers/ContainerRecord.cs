@@ -16,6 +16,8 @@ public sealed class ContainerRecord : IRecord
     public required string ImageName { get; init; }
     /// <summary>A repo digest of the image (or its id), for ContainerStatus.image_ref.</summary>
     public required string ImageRef { get; init; }
+    /// <summary>Images mounted as image volumes (KEP-4639): in use while the container exists, like <see cref="ImageId"/>.</summary>
+    public string[] ImageVolumeIds { get; init; } = [];
     public required string RuntimeHandler { get; init; }
     public required long CreatedAtNanos { get; init; }
     public required string LogPath { get; init; }

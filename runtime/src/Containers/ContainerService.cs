@@ -23,6 +23,7 @@ public sealed class ContainerService(
     RecordStore<ContainerRecord> containers,
     IImageLookup images,
     IRootfsService rootfs,
+    ImageVolumes imageVolumes,
     ContainerEventPublisher events,
     ILogger<ContainerService> logger)
 {
@@ -34,6 +35,8 @@ public sealed class ContainerService(
     public static long NowNanos() => (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).Ticks * 100;
 
     public string BundleDir(string id) => Path.Combine(containers.DirectoryOf(id), "bundle");
+
+    private string ImageVolumesDir(string id) => Path.Combine(containers.DirectoryOf(id), "image-volumes");
 
     /// <summary>Serialises an operation on the container (e.g. a checkpoint) with its lifecycle calls.</summary>
     public Task<IDisposable> LockAsync(string id, CancellationToken cancellationToken) => _locks.AcquireAsync(id, cancellationToken);
@@ -64,6 +67,8 @@ public sealed class ContainerService(
         if (!pod.Ready) throw new WrongStateException($"pod sandbox {pod.Id} is not ready");
         var image = images.Find(containerConfig.Image.Image)
             ?? throw new NotFoundException($"image \"{containerConfig.Image.Image}\" not found: pull it first");
+        var volumeImages = new Dictionary<Mount, StoredImage>();
+        foreach (var mount in containerConfig.Mounts.Where(ImageVolumes.IsImageVolume)) volumeImages[mount] = imageVolumes.ImageOf(mount);
         if (!handlers.TryGet(pod.RuntimeHandler, out var runtime))
         {
             throw new ArgumentException($"runtime handler \"{pod.RuntimeHandler}\" is not configured");
@@ -94,6 +99,7 @@ public sealed class ContainerService(
                 ImageId = image.Id,
                 ImageName = containerConfig.Image.Image,
                 ImageRef = image.RepoDigests.FirstOrDefault() ?? image.Id,
+                ImageVolumeIds = [.. volumeImages.Values.Select(i => i.Id).Distinct()],
                 RuntimeHandler = runtime.Handler,
                 CreatedAtNanos = NowNanos(),
                 LogPath = logPath,
@@ -111,7 +117,7 @@ public sealed class ContainerService(
         using var _ = await _locks.AcquireAsync(id, cancellationToken);
         try
         {
-            await CreateInRuntimeAsync(record, pod, image, runtime, CancellationToken.None);
+            await CreateInRuntimeAsync(record, pod, image, volumeImages, runtime, CancellationToken.None);
             events.Publish(ContainerEventType.ContainerCreatedEvent, id, pod.Id);
             return id;
         }
@@ -133,10 +139,12 @@ public sealed class ContainerService(
         return "SIGTERM";
     }
 
-    private async Task CreateInRuntimeAsync(ContainerRecord record, PodSandboxRecord pod, StoredImage image, OciRuntime runtime, CancellationToken cancellationToken)
+    private async Task CreateInRuntimeAsync(ContainerRecord record, PodSandboxRecord pod, StoredImage image,
+        Dictionary<Mount, StoredImage> volumeImages, OciRuntime runtime, CancellationToken cancellationToken)
     {
         var containerConfig = record.ConfigMessage;
-        string rootfsPath = await rootfs.MountAsync(record.Id, image, cancellationToken);
+        string rootfsPath = await rootfs.MountAsync(record.Id, image, cancellationToken,
+            PodUserNamespace.Of(pod.ConfigMessage)?.RootfsIdMap(pod.InfraPid));
         var security = containerConfig.Linux?.SecurityContext ?? new LinuxContainerSecurityContext();
         var user = ContainerUserResolver.Resolve(rootfsPath, security.RunAsUser?.Value, security.RunAsUsername,
             security.RunAsGroup?.Value, image.Config.User, security.SupplementalGroups,
@@ -144,9 +152,12 @@ public sealed class ContainerService(
         record.User = new ContainerIdentity(user.Uid, user.Gid, [user.Gid, .. user.AdditionalGids]);
         string bundle = BundleDir(record.Id);
         Directory.CreateDirectory(bundle);
+        var features = await runtime.FeaturesAsync();
+        var imageVolumeSources = volumeImages.ToDictionary(v => v.Key, v => imageVolumes.Mount(ImageVolumesDir(record.Id), v.Value, v.Key.ImageSubPath));
         var spec = ContainerSpecBuilder.Build(new ContainerSpecInput(record.Id, containerConfig, pod, pods.DirectoryOf(pod.Id),
             image, rootfsPath, Path.Combine(containers.DirectoryOf(record.Id), "volumes"), user, config.Runtime.CgroupDriver,
-            config.Checkpoint.CriuConfig, (await runtime.FeaturesAsync()).RecursiveReadOnlyMounts));
+            config.Checkpoint.CriuConfig, features.RecursiveReadOnlyMounts, features.IdMappedMounts, imageVolumeSources,
+            TargetContainerPid(security.NamespaceOptions, pod)));
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
         Directory.CreateDirectory(Path.GetDirectoryName(record.LogPath)!);
         var metadata = containerConfig.Metadata;
@@ -155,6 +166,23 @@ public sealed class ContainerService(
             containerConfig.Stdin, containerConfig.StdinOnce, containerConfig.Tty), cancellationToken);
         containers.Save(record);
         logger.LogInformation("created container {Id} ({Name}) in pod {Pod}", record.Id, metadata.Name, pod.Id);
+    }
+
+    /// <summary>The pid whose namespace a TARGET-mode container joins: a running container of the same pod.</summary>
+    private int TargetContainerPid(NamespaceOption? namespaces, PodSandboxRecord pod)
+    {
+        if (namespaces is not { Pid: NamespaceMode.Target }) return 0;
+        if (namespaces.TargetId.Length == 0) throw new ArgumentException("pid namespace mode TARGET needs target_id");
+        var target = Get(namespaces.TargetId);
+        if (target.PodId != pod.Id)
+        {
+            throw new ArgumentException($"target container {target.Id} is not in pod {pod.Id}");
+        }
+        if (target.State != ContainerState.ContainerRunning || target.Pid <= 0)
+        {
+            throw new WrongStateException($"target container {target.Id} is {Describe(target.State)}, not running");
+        }
+        return target.Pid;
     }
 
     public async Task StartAsync(string id, CancellationToken cancellationToken)
@@ -181,10 +209,17 @@ public sealed class ContainerService(
             events.Publish(ContainerEventType.ContainerStoppedEvent, record.Id, record.PodId);
             throw;
         }
-        record.State = ContainerState.ContainerRunning;
-        record.StartedAtNanos = NowNanos();
-        containers.Save(record);
-        events.Publish(ContainerEventType.ContainerStartedEvent, record.Id, record.PodId);
+        // A status call racing this start may already have seen a process that exited at once:
+        // the exit stands, and only the start time is filled in.
+        bool running;
+        lock (record)
+        {
+            running = record.State == ContainerState.ContainerCreated;
+            record.StartedAtNanos = running ? NowNanos() : Math.Min(NowNanos(), record.FinishedAtNanos);
+            if (running) record.State = ContainerState.ContainerRunning;
+            containers.Save(record);
+        }
+        if (running) events.Publish(ContainerEventType.ContainerStartedEvent, record.Id, record.PodId);
         // A process that exits at once may already have left its exit file.
         Refresh(record);
     }
@@ -267,6 +302,7 @@ public sealed class ContainerService(
             await runtime.DeleteAsync(record.Id, cancellationToken);
         }
         await rootfs.RemoveAsync(record.Id, cancellationToken);
+        imageVolumes.RemoveAll(ImageVolumesDir(record.Id));
         File.Delete(Conmon.ExitFile(paths.ExitDir, record.Id));
         string sockets = Path.Combine(paths.ConmonSockets, record.Id);
         if (Directory.Exists(sockets)) Directory.Delete(sockets, recursive: true);

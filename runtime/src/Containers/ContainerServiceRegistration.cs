@@ -6,10 +6,10 @@ using CriShim.Runtime.Store;
 
 namespace CriShim.Runtime.Containers;
 
-/// <summary>An image is in use while any container, in any state, was created from it.</summary>
+/// <summary>An image is in use while any container, in any state, was created from it or mounts it as an image volume.</summary>
 public sealed class ContainerImageUsage(RecordStore<ContainerRecord> containers) : IImageUsage
 {
-    public bool IsInUse(string imageId) => containers.All.Any(c => c.ImageId == imageId);
+    public bool IsInUse(string imageId) => containers.All.Any(c => c.ImageId == imageId || c.ImageVolumeIds.Contains(imageId));
 }
 
 public static class ContainerServiceRegistration

@@ -19,7 +19,10 @@ public sealed record ContainerSpecInput(
     ResolvedUser User,
     string CgroupDriver,
     string CriuConfigFile,
-    bool RuntimeHasRecursiveReadOnlyMounts = false);
+    bool RuntimeHasRecursiveReadOnlyMounts = false,
+    bool RuntimeHasIdMappedMounts = false,
+    IReadOnlyDictionary<Mount, string>? ImageVolumeSources = null,
+    int TargetContainerPid = 0);
 
 /// <summary>Turns a CRI ContainerConfig plus the image config into an OCI runtime spec (config.json).</summary>
 public static class ContainerSpecBuilder
@@ -42,13 +45,16 @@ public static class ContainerSpecBuilder
         linuxResources["devices"] = deviceRules;
 
         var (mounts, rootfsPropagation) = Mounts(input, privileged, podNamespaces);
+        var namespaces = Namespaces(input.Pod, podNamespaces, security.NamespaceOptions ?? new NamespaceOption(), input.TargetContainerPid);
         var linux = new JsonObject
         {
             ["cgroupsPath"] = CgroupPaths.For(input.CgroupDriver, input.Pod.CgroupParent, input.ContainerId),
-            ["namespaces"] = Namespaces(input.Pod, podNamespaces, security.NamespaceOptions ?? new NamespaceOption()),
+            ["namespaces"] = namespaces,
             ["resources"] = linuxResources,
             ["devices"] = devices,
         };
+        // Every container joins the user namespace of the pod's infra process; the runtime wants its mappings too.
+        PodUserNamespace.Of(podNamespaces)?.AddTo(linux, namespaces, PodUserNamespace.PathOf(input.Pod.InfraPid));
         if (rootfsPropagation is not null) linux["rootfsPropagation"] = rootfsPropagation;
         if (!privileged)
         {
@@ -163,7 +169,7 @@ public static class ContainerSpecBuilder
         return set;
     }
 
-    private static JsonArray Namespaces(PodSandboxRecord pod, NamespaceOption podNamespaces, NamespaceOption containerNamespaces)
+    private static JsonArray Namespaces(PodSandboxRecord pod, NamespaceOption podNamespaces, NamespaceOption containerNamespaces, int targetContainerPid)
     {
         string infra(string kind) => $"/proc/{pod.InfraPid}/ns/{kind}";
         var namespaces = new JsonArray(new JsonObject { ["type"] = "mount" });
@@ -182,7 +188,9 @@ public static class ContainerSpecBuilder
                 namespaces.Add((JsonNode)new JsonObject { ["type"] = "pid" });
                 break;
             case NamespaceMode.Target:
-                throw new ArgumentException("pid namespace mode TARGET is not supported");
+                // kubectl debug --target: an ephemeral container sees the target container's processes.
+                namespaces.Add((JsonNode)new JsonObject { ["type"] = "pid", ["path"] = $"/proc/{targetContainerPid}/ns/pid" });
+                break;
         }
         return namespaces;
     }
@@ -277,9 +285,16 @@ public static class ContainerSpecBuilder
         foreach (var mount in config.Mounts)
         {
             string destination = CleanContainerPath(mount.ContainerPath);
-            if (mount.Image is { Image.Length: > 0 })
+            if (ImageVolumes.IsImageVolume(mount))
             {
-                throw new ArgumentException($"mount {destination}: image volumes are not supported");
+                // The image's files as the kubelet asks for them (KEP-4639): read-only and private, yet executable.
+                // Not idmapped: in a user-namespaced pod the image's files keep their host owners (root shows as nobody).
+                string source = input.ImageVolumeSources?.GetValueOrDefault(mount)
+                    ?? throw new InvalidOperationException($"mount {destination}: image volume {mount.Image.Image} was not mounted");
+                requested[destination] = SpecDefaults.BindMount(destination, source, readOnly: true);
+                requested[destination]["options"]!.AsArray().Add((JsonNode)"nosuid");
+                requested[destination]["options"]!.AsArray().Add((JsonNode)"nodev");
+                continue;
             }
             if (mount.RecursiveReadOnly)
             {
@@ -307,6 +322,7 @@ public static class ContainerSpecBuilder
             };
             if (propagation == "rshared" || (propagation == "rslave" && rootfsPropagation is null)) rootfsPropagation = propagation;
             requested[destination] = SpecDefaults.BindMount(destination, mount.HostPath, mount.Readonly, propagation, mount.RecursiveReadOnly);
+            if (mount.UidMappings.Count > 0 || mount.GidMappings.Count > 0) IdMap(requested[destination], mount, input);
         }
 
         var mounts = SpecDefaults.BaseMounts(readOnlySys: !privileged);
@@ -325,7 +341,12 @@ public static class ContainerSpecBuilder
             string destination = CleanContainerPath(volume);
             if (requested.ContainsKey(destination)) continue;
             string source = Path.Combine(input.VolumesDir, Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(destination)));
-            Directory.CreateDirectory(source);
+            if (!Directory.Exists(source))
+            {
+                Directory.CreateDirectory(source);
+                // A fresh volume belongs to the container's root, which in a pod user namespace is not the host's.
+                if (PodUserNamespace.Of(podNamespaces) is { } userns) FileNodes.ChangeOwner(source, (int)userns.Uids.HostId, (int)userns.Gids.HostId);
+            }
             mounts.Add((JsonNode)SpecDefaults.BindMount(destination, source, readOnly: false));
         }
         // Parents before children, so a mount under another mount is not hidden by it.
@@ -334,6 +355,23 @@ public static class ContainerSpecBuilder
             mounts.Add((JsonNode)mount.Value);
         }
         return (mounts, rootfsPropagation);
+    }
+
+    /// <summary>The kubelet's volumes of a user-namespaced pod: the runtime shows them through the pod's id mapping.</summary>
+    private static void IdMap(JsonObject bindMount, Mount mount, ContainerSpecInput input)
+    {
+        string destination = bindMount["destination"]!.GetValue<string>();
+        if (!input.RuntimeHasIdMappedMounts)
+        {
+            throw new ArgumentException($"mount {destination}: runtime handler \"{input.Pod.RuntimeHandler}\" does not support idmapped mounts");
+        }
+        if (mount.UidMappings.Count == 0 || mount.GidMappings.Count == 0)
+        {
+            throw new ArgumentException($"mount {destination}: an idmapped mount needs both uid and gid mappings");
+        }
+        bindMount["options"]!.AsArray().Add((JsonNode)"idmap");
+        bindMount["uidMappings"] = PodUserNamespace.SpecMappings(mount.UidMappings);
+        bindMount["gidMappings"] = PodUserNamespace.SpecMappings(mount.GidMappings);
     }
 
     private static string CleanContainerPath(string path)

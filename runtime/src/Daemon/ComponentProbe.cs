@@ -6,7 +6,7 @@ namespace CriShim.Runtime.Daemon;
 
 /// <summary>One handler's binary as found at start-up.</summary>
 public sealed record HandlerProbe(string Name, string Path, bool Usable, string Version, string Error, bool CanCheckpoint,
-    bool RecursiveReadOnlyMounts = false);
+    bool RecursiveReadOnlyMounts = false, bool UserNamespaces = false);
 
 /// <summary>
 /// Checks the external programs once at start-up (in the background, so the socket is up at once)
@@ -34,7 +34,7 @@ public sealed class ComponentProbe(CriShimConfig config, RuntimeHandlers handler
                     var (version, canCheckpoint) = await runtime.VersionAsync(cancellationToken);
                     var features = await runtime.FeaturesAsync();
                     probes.Add(new HandlerProbe(runtime.Handler, runtime.BinaryPath, true, version, "", canCheckpoint,
-                        features.RecursiveReadOnlyMounts));
+                        features.RecursiveReadOnlyMounts, features.UserNamespaces));
                     logger.LogInformation("runtime handler {Handler}: {Version} ({Path})", runtime.Handler, version, runtime.BinaryPath);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

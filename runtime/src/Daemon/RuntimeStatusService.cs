@@ -38,6 +38,7 @@ public sealed class RuntimeStatusService(CriShimConfig config, ComponentProbe pr
         static RuntimeHandlerFeatures FeaturesOf(HandlerProbe? handler) => new()
         {
             RecursiveReadOnlyMounts = handler?.RecursiveReadOnlyMounts == true,
+            UserNamespaces = handler?.UserNamespaces == true,
         };
         // The unnamed entry is the default handler, as the kubelet reads it for pods without a RuntimeClass.
         response.RuntimeHandlers.Add(new RuntimeHandler

@@ -43,12 +43,19 @@ public interface IImageUsage
     bool IsInUse(string imageId);
 }
 
+/// <summary>
+/// The user namespace a rootfs is mounted for: its image layers are idmapped through it, and its writable
+/// layer belongs to the host ids that the namespace's root maps to.
+/// </summary>
+public sealed record RootfsIdMap(string UserNamespacePath, uint RootHostUid, uint RootHostGid);
+
 /// <summary>A container's root filesystem: an overlay of the image's layers under a private writable layer.</summary>
 public interface IRootfsService
 {
     /// <summary>Creates the container's upper/work dirs and mounts the overlay; returns the mount point.
-    /// Idempotent: mounting an already mounted rootfs returns the same path.</summary>
-    Task<string> MountAsync(string containerId, StoredImage image, CancellationToken cancellationToken);
+    /// Idempotent: mounting an already mounted rootfs returns the same path. With <paramref name="idMap"/>
+    /// the rootfs is owned by the root of that user namespace.</summary>
+    Task<string> MountAsync(string containerId, StoredImage image, CancellationToken cancellationToken, RootfsIdMap? idMap = null);
 
     /// <summary>Unmounts the overlay, keeping the writable layer; a no-op when not mounted.</summary>
     Task UnmountAsync(string containerId, CancellationToken cancellationToken);

@@ -34,6 +34,7 @@ public static class ImageServiceRegistration
         services.AddSingleton(provider => new OverlayRootfsService(config.State.Root, images, layers,
             provider.GetRequiredService<ILogger<OverlayRootfsService>>()));
         services.AddSingleton<IRootfsService>(provider => provider.GetRequiredService<OverlayRootfsService>());
+        services.AddSingleton<ImageVolumes>();
         services.AddSingleton<ImageCatalog>();
         return services;
     }

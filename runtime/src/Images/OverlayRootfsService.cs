@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
+using Microsoft.Win32.SafeHandles;
 
 namespace CriShim.Runtime.Images;
 
@@ -15,7 +16,7 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
     : IRootfsService
 {
     /// <summary>mount(2) copies at most one page of options, including the terminating NUL.</summary>
-    private const int MountOptionsLimit = 4095;
+    internal const int MountOptionsLimit = 4095;
     private const string LayersFile = "layers";
     private static readonly TimeSpan UsageCacheLifetime = TimeSpan.FromSeconds(10);
 
@@ -24,7 +25,7 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
 
     public string Root { get; } = Path.Combine(stateRoot, "rootfs");
 
-    public Task<string> MountAsync(string containerId, StoredImage image, CancellationToken cancellationToken)
+    public Task<string> MountAsync(string containerId, StoredImage image, CancellationToken cancellationToken, RootfsIdMap? idMap = null)
     {
         string directory = ContainerDirectory(containerId);
         string merged = Path.Combine(directory, "merged"), upper = UpperDir(containerId), work = Path.Combine(directory, "work");
@@ -40,18 +41,49 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
             }
             var missing = diffIds.Where(d => !layers.Has(d)).ToList();
             if (missing.Count > 0) throw new NotFoundException($"layers {string.Join(", ", missing)} of container {containerId} are not in the store");
-            // Overlay lists the top layer first; an image without layers gets an empty lower dir.
-            string lower = diffIds.Count == 0
-                ? EnsureEmptyLower(directory)
-                : string.Join(':', diffIds.AsEnumerable().Reverse().Select(layers.ShortLink));
-            string options = $"lowerdir={lower},upperdir={upper},workdir={work}";
-            if (options.Length > MountOptionsLimit)
+            // The overlay's root directory takes the upper dir's owner.
+            if (idMap is not null) FileNodes.ChangeOwner(upper, (int)idMap.RootHostUid, (int)idMap.RootHostGid);
+            List<SafeFileHandle> idMappedLayers = idMap is null || diffIds.Count == 0 ? [] : IdMappedLayers(diffIds, idMap);
+            try
             {
-                throw new WrongStateException($"the image of container {containerId} has {diffIds.Count} layers, too many for one overlay mount ({options.Length} bytes of options, limit {MountOptionsLimit})");
+                // Overlay lists the top layer first; an image without layers gets an empty lower dir.
+                string lower = diffIds.Count == 0 ? EnsureEmptyLower(directory)
+                    : idMappedLayers.Count > 0 ? string.Join(':', idMappedLayers.Select(IdMappedMounts.PathOf))
+                    : string.Join(':', diffIds.AsEnumerable().Reverse().Select(layers.ShortLink));
+                string options = $"lowerdir={lower},upperdir={upper},workdir={work}";
+                if (options.Length > MountOptionsLimit)
+                {
+                    throw new WrongStateException($"the image of container {containerId} has {diffIds.Count} layers, too many for one overlay mount ({options.Length} bytes of options, limit {MountOptionsLimit})");
+                }
+                WorkingDirectories.RunIn(layers.Home, () => Mounts.Mount("overlay", merged, "overlay", MountFlags.None, options));
             }
-            WorkingDirectories.RunIn(layers.Home, () => Mounts.Mount("overlay", merged, "overlay", MountFlags.None, options));
-            logger.LogDebug("mounted rootfs of {Container}: {Layers} layers", containerId, diffIds.Count);
+            finally
+            {
+                // The overlay holds its own references to the idmapped layers once mounted.
+                foreach (var layer in idMappedLayers) layer.Dispose();
+            }
+            logger.LogDebug("mounted rootfs of {Container}: {Layers} layers, idmapped: {IdMapped}", containerId, diffIds.Count, idMap is not null);
             return Task.FromResult(merged);
+        }
+    }
+
+    /// <summary>Detached idmapped clones of the layers, top layer first.</summary>
+    private List<SafeFileHandle> IdMappedLayers(IReadOnlyList<string> diffIds, RootfsIdMap idMap)
+    {
+        using var userNamespace = File.OpenHandle(idMap.UserNamespacePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var clones = new List<SafeFileHandle>();
+        try
+        {
+            foreach (string diffId in diffIds.AsEnumerable().Reverse())
+            {
+                clones.Add(IdMappedMounts.CloneIdMapped(layers.DiffDirectory(diffId), userNamespace));
+            }
+            return clones;
+        }
+        catch
+        {
+            foreach (var clone in clones) clone.Dispose();
+            throw;
         }
     }
 

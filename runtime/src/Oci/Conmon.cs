@@ -48,7 +48,9 @@ public sealed class Conmon(string path)
         File.Delete(syncFile);
         var args = new List<string>
         {
-            "-c", "exec \"$0\" \"$@\" 3>>\"$CRISHIM_CONMON_SYNC\"", Path,
+            // conmon also writes its "oom" marker relative to its working directory, so it starts in the
+            // bundle, as CRI-O starts it; otherwise the daemon's cwd (/ under systemd) would collect them.
+            "-c", "cd \"$CRISHIM_CONMON_BUNDLE\" && exec \"$0\" \"$@\" 3>>\"$CRISHIM_CONMON_SYNC\"", Path,
             "--api-version", "1",
             "-c", launch.ContainerId,
             "-u", launch.ContainerId,
@@ -73,6 +75,7 @@ public sealed class Conmon(string path)
         var environment = new Dictionary<string, string?>
         {
             ["CRISHIM_CONMON_SYNC"] = syncFile,
+            ["CRISHIM_CONMON_BUNDLE"] = launch.BundleDir,
             ["_OCI_SYNCPIPE"] = "3",
         };
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

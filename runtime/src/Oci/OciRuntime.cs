@@ -13,13 +13,27 @@ public sealed record OciContainerState(
     [property: JsonPropertyName("created")] DateTimeOffset Created);
 
 /// <summary>`runc|crun features` output (OCI runtime features), the fields the daemon uses.</summary>
-public sealed record OciFeatures([property: JsonPropertyName("mountOptions")] List<string>? MountOptions)
+public sealed record OciFeatures(
+    [property: JsonPropertyName("mountOptions")] List<string>? MountOptions,
+    [property: JsonPropertyName("linux")] OciLinuxFeatures? Linux = null)
 {
     public static readonly OciFeatures None = new(MountOptions: null);
 
     /// <summary>The "rro" option: mount_setattr(MOUNT_ATTR_RDONLY, AT_RECURSIVE).</summary>
     public bool RecursiveReadOnlyMounts => MountOptions?.Contains("rro") == true;
+
+    /// <summary>The "idmap" option: bind mounts seen through an id mapping (mount_setattr MOUNT_ATTR_IDMAP).</summary>
+    public bool IdMappedMounts => MountOptions?.Contains("idmap") == true;
+
+    /// <summary>
+    /// Runs pods in their own user namespace as the kubelet asks for them: creates and joins user namespaces
+    /// and idmaps the pod's volume mounts (the daemon idmaps the rootfs itself). runc before 1.2 cannot idmap mounts.
+    /// </summary>
+    public bool UserNamespaces => Linux?.Namespaces?.Contains("user") == true && IdMappedMounts;
 }
+
+/// <summary>The "linux" part of `features`.</summary>
+public sealed record OciLinuxFeatures([property: JsonPropertyName("namespaces")] List<string>? Namespaces);
 
 [JsonSerializable(typeof(OciContainerState))]
 [JsonSerializable(typeof(List<OciContainerState>))]

@@ -34,9 +34,15 @@ public static class InfraSpec
         var config = pod.ConfigMessage;
         var ns = config.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption();
         var namespaces = new JsonArray(new JsonObject { ["type"] = "mount" });
-        if (pod.NetNsPath.Length > 0)
+        var userns = PodUserNamespace.Of(config);
+        // A pod user namespace must own the pod's network namespace (or containers could not join it nor
+        // mount sysfs), so the infra process creates it there and the daemon pins it afterwards, as containerd does.
+        bool podNetwork = userns is not null || pod.NetNsPath.Length > 0;
+        if (podNetwork)
         {
-            namespaces.Add((JsonNode)new JsonObject { ["type"] = "network", ["path"] = pod.NetNsPath });
+            namespaces.Add((JsonNode)(userns is null
+                ? new JsonObject { ["type"] = "network", ["path"] = pod.NetNsPath }
+                : new JsonObject { ["type"] = "network" }));
             namespaces.Add((JsonNode)new JsonObject { ["type"] = "uts" });
         }
         if (ns.Ipc != NamespaceMode.Node) namespaces.Add((JsonNode)new JsonObject { ["type"] = "ipc" });
@@ -47,6 +53,20 @@ public static class InfraSpec
         {
             sysctls[key] = value;
         }
+        var linux = new JsonObject
+        {
+            ["cgroupsPath"] = cgroupsPath,
+            ["namespaces"] = namespaces,
+            ["sysctl"] = sysctls,
+            ["resources"] = new JsonObject
+            {
+                ["devices"] = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" }),
+                ["cpu"] = new JsonObject { ["shares"] = 2 },
+            },
+            ["maskedPaths"] = SpecDefaults.Strings(SpecDefaults.MaskedPaths),
+            ["readonlyPaths"] = SpecDefaults.Strings(SpecDefaults.ReadonlyPaths),
+        };
+        userns?.AddTo(linux, namespaces, path: null);
         return new JsonObject
         {
             ["ociVersion"] = "1.0.2",
@@ -62,7 +82,7 @@ public static class InfraSpec
                 ["oomScoreAdj"] = oomScoreAdj,
             },
             ["root"] = new JsonObject { ["path"] = rootfs, ["readonly"] = true },
-            ["hostname"] = pod.NetNsPath.Length > 0 ? config.Hostname : null,
+            ["hostname"] = podNetwork ? config.Hostname : null,
             ["mounts"] = new JsonArray(
                 SpecDefaults.Mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
                 SpecDefaults.Mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k")),
@@ -71,19 +91,7 @@ public static class InfraSpec
                 ["io.kubernetes.cri.container-type"] = "sandbox",
                 ["io.kubernetes.cri.sandbox-id"] = pod.Id,
             },
-            ["linux"] = new JsonObject
-            {
-                ["cgroupsPath"] = cgroupsPath,
-                ["namespaces"] = namespaces,
-                ["sysctl"] = sysctls,
-                ["resources"] = new JsonObject
-                {
-                    ["devices"] = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" }),
-                    ["cpu"] = new JsonObject { ["shares"] = 2 },
-                },
-                ["maskedPaths"] = SpecDefaults.Strings(SpecDefaults.MaskedPaths),
-                ["readonlyPaths"] = SpecDefaults.Strings(SpecDefaults.ReadonlyPaths),
-            },
+            ["linux"] = linux,
         };
     }
 }

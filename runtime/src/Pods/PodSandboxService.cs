@@ -47,6 +47,14 @@ public sealed class PodSandboxService(
         CgroupPaths.Validate(config.Runtime.CgroupDriver, cgroupParent);
         var namespaceOptions = podConfig.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption();
         if (namespaceOptions.Pid == NamespaceMode.Target) throw new ArgumentException("a pod cannot use pid namespace mode TARGET");
+        if (PodUserNamespace.Of(namespaceOptions) is not null)
+        {
+            if (!(await runtime.FeaturesAsync()).UserNamespaces)
+            {
+                throw new ArgumentException($"runtime handler \"{runtime.Handler}\" does not support user namespaces");
+            }
+            PodUserNamespace.OpenForTraversal(config.State.Root, config.State.RunRoot);
+        }
 
         string id = ContainerService.NewId();
         PodSandboxRecord record;
@@ -100,18 +108,14 @@ public sealed class PodSandboxService(
     private async Task SetUpAsync(PodSandboxRecord record, PodSandboxConfig podConfig, NamespaceOption namespaces, OciRuntime runtime, CancellationToken cancellationToken)
     {
         bool hostNetwork = namespaces.Network == NamespaceMode.Node;
+        var userNamespace = PodUserNamespace.Of(namespaces);
         string podDir = pods.DirectoryOf(record.Id);
         string hostname = podConfig.Hostname.Length > 0 ? podConfig.Hostname : hostNetwork ? Environment.MachineName : podConfig.Metadata.Name;
         PodFiles.Write(podDir, hostname, podConfig.DnsConfig, hostNetwork);
         Directory.CreateDirectory(paths.PodRun(record.Id));
-        if (!hostNetwork)
+        if (!hostNetwork && userNamespace is null)
         {
-            string netns = paths.NetNs(record.Id);
-            Directory.CreateDirectory(Path.GetDirectoryName(netns)!);
-            NetworkNamespaces.CreatePinned(netns);
-            record.NetNsPath = netns;
-            pods.Save(record);
-            record.Ips = [.. await network.AttachAsync(record, cancellationToken)];
+            await PinAndAttachNetworkAsync(record, NetworkNamespaces.CreatePinned, cancellationToken);
         }
         if (namespaces.Ipc != NamespaceMode.Node)
         {
@@ -129,12 +133,29 @@ public sealed class PodSandboxService(
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
         record.InfraPid = await conmon.CreateAsync(new ConmonLaunch(record.Id, $"infra_{podConfig.Metadata.Name}", bundle, runtime,
             Path.Combine(bundle, "infra.log"), paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd"), cancellationToken);
+        if (userNamespace is not null)
+        {
+            // The infra process made the network namespace inside the pod's user namespace (see InfraSpec);
+            // pinned like any other, it is wired before the infra process runs and outlives it.
+            string infraNetwork = $"/proc/{record.InfraPid}/ns/net";
+            await PinAndAttachNetworkAsync(record, netns => NetworkNamespaces.Pin(infraNetwork, netns), cancellationToken);
+        }
         pods.Save(record);
         await runtime.StartAsync(record.Id, cancellationToken);
         record.Ready = true;
         pods.Save(record);
         logger.LogInformation("pod sandbox {Id} ({Namespace}/{Name}) ready, infra pid {Pid}", record.Id,
             podConfig.Metadata.Namespace, podConfig.Metadata.Name, record.InfraPid);
+    }
+
+    private async Task PinAndAttachNetworkAsync(PodSandboxRecord record, Action<string> pin, CancellationToken cancellationToken)
+    {
+        string netns = paths.NetNs(record.Id);
+        Directory.CreateDirectory(Path.GetDirectoryName(netns)!);
+        pin(netns);
+        record.NetNsPath = netns;
+        pods.Save(record);
+        record.Ips = [.. await network.AttachAsync(record, cancellationToken)];
     }
 
     /// <summary>Releases the infra process, the namespaces and /dev/shm; safe to repeat.</summary>

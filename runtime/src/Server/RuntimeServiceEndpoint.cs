@@ -18,6 +18,7 @@ public sealed partial class RuntimeServiceEndpoint(
     ContainerService containers,
     CriShim.Runtime.Streaming.StreamingService streaming,
     ContainerCheckpoint checkpoints,
+    PodCheckpoint podCheckpoints,
     CriShim.Runtime.Stats.StatsService stats,
     CriShim.Runtime.Events.ContainerEventBus events) : RuntimeService.RuntimeServiceBase
 {

@@ -1,0 +1,47 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
+
+namespace CriShim.NativeInterop;
+
+/// <summary>
+/// openat2(RESOLVE_IN_ROOT): a path resolved as if a directory were "/", so that neither "..", nor an
+/// absolute or relative symlink, can lead out of it (symlinks inside an image mean the image's own paths).
+/// </summary>
+public static unsafe class RootedPaths
+{
+    // Newer than the per-architecture tables: one number everywhere. Tmds.LibC does not bind it.
+    private const int SysOpenat2 = 437;
+    private const ulong ResolveNoMagicLinks = 0x02; // RESOLVE_NO_MAGICLINKS
+    private const ulong ResolveInRoot = 0x10;       // RESOLVE_IN_ROOT
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct OpenHow
+    {
+        public ulong Flags;
+        public ulong Mode;
+        public ulong Resolve;
+    }
+
+    /// <summary>An O_PATH handle on the directory <paramref name="relative"/> names inside <paramref name="root"/>.</summary>
+    public static SafeFileHandle OpenDirectoryInRoot(string root, string relative)
+    {
+        using var rootHandle = DirectoryHandles.OpenPath(root);
+        var how = new OpenHow
+        {
+            Flags = (ulong)(LibC.O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC),
+            Resolve = ResolveInRoot | ResolveNoMagicLinks,
+        };
+        fixed (byte* path = Utf8Path.From(relative))
+        {
+            int fd = (int)Errno.Check((long)LibC.syscall(SysOpenat2, (void*)rootHandle.DangerousGetHandle(), path, &how, (void*)sizeof(OpenHow)),
+                "openat2", $"{relative} in {root}");
+            return new SafeFileHandle(fd, ownsHandle: true);
+        }
+    }
+
+    /// <summary>The absolute path of what <paramref name="handle"/> holds open, as the kernel names it.</summary>
+    public static string PathOf(SafeFileHandle handle) =>
+        new FileInfo($"/proc/self/fd/{handle.DangerousGetHandle()}").LinkTarget
+        ?? throw new IOException($"fd {handle.DangerousGetHandle()} has no path");
+}

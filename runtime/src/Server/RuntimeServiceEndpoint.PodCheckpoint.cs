@@ -1,0 +1,15 @@
+using Grpc.Core;
+using Runtime.V1;
+
+namespace CriShim.Runtime.Server;
+
+/// <summary>CheckpointPod.</summary>
+public sealed partial class RuntimeServiceEndpoint
+{
+    public override async Task<CheckpointPodResponse> CheckpointPod(CheckpointPodRequest request, ServerCallContext context)
+    {
+        RequireId(request.PodSandboxId, "pod_sandbox_id");
+        await podCheckpoints.CheckpointAsync(request, context.Deadline, context.CancellationToken);
+        return new CheckpointPodResponse();
+    }
+}
