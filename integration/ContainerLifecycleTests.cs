@@ -231,7 +231,7 @@ public class ContainerLifecycleTests(RegistryFixture registry)
         var e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.ExecSyncAsync(request).ResponseAsync);
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
         // Not even a zombie: the container's own sleep is the only one left (a zombie keeps its comm).
-        Assert.Equal("1", await daemon.ShAsync(id, "cat /proc/[0-9]*/comm | grep -c '^sleep$'"));
+        Assert.Equal("1", await daemon.ShAsync(id, "cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^sleep$'"));
         await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
     }
 
@@ -252,7 +252,7 @@ public class ContainerLifecycleTests(RegistryFixture registry)
         }
         // As kubectl debug --target=app: one pid namespace with the target, so its sleep is visible.
         string debugger = await daemon.StartContainerAsync(podId, podConfig, Debugger("debugger", app));
-        Assert.Contains("sleep 3601", await daemon.ShAsync(debugger, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"));
+        Assert.Contains("sleep 3601", await daemon.ShAsync(debugger, "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '"));
         Assert.Equal(await daemon.ShAsync(app, "readlink /proc/self/ns/pid"), await daemon.ShAsync(debugger, "readlink /proc/self/ns/pid"));
 
         async Task<StatusCode> CreateCode(Runtime.V1.ContainerConfig config) => (await Assert.ThrowsAsync<RpcException>(() =>
