@@ -97,6 +97,9 @@ public class UserNamespaceTests(RegistryFixture registry)
             // Pod files and /dev/shm work, and sysfs mounts: the network namespace belongs to the pod's user namespace.
             Assert.Contains($"userns-{handler}", await daemon.ShAsync(id, "cat /etc/hosts /etc/hostname"));
             Assert.Equal("shm", await daemon.ShAsync(id, "echo shm > /dev/shm/x && cat /dev/shm/x"));
+            // They belong to the container's root, who can edit /etc/hosts as on a host-user pod.
+            Assert.Equal("0 0 0 0", await daemon.ShAsync(id, "echo $(stat -c '%u %g' /etc/hosts /dev/shm)"));
+            Assert.Contains("10.1.2.3 extra", await daemon.ShAsync(id, "echo '10.1.2.3 extra' >> /etc/hosts && cat /etc/hosts"));
             Assert.Matches("^[0-9a-f]{2}(:[0-9a-f]{2}){5}$", await daemon.ShAsync(id, "cat /sys/class/net/eth0/address"));
             string pinned = Path.Combine(daemon.Dirs.RunRoot, "netns", podId);
             Assert.Equal(containerNet, PinnedNetworkNamespace(pinned));

@@ -112,6 +112,7 @@ public sealed class PodSandboxService(
         string podDir = pods.DirectoryOf(record.Id);
         string hostname = podConfig.Hostname.Length > 0 ? podConfig.Hostname : hostNetwork ? Environment.MachineName : podConfig.Metadata.Name;
         PodFiles.Write(podDir, hostname, podConfig.DnsConfig, hostNetwork);
+        userNamespace?.GiveToContainerRoot(PodFiles.Hostname(podDir), PodFiles.Hosts(podDir), PodFiles.ResolvConf(podDir));
         Directory.CreateDirectory(paths.PodRun(record.Id));
         if (!hostNetwork && userNamespace is null)
         {
@@ -121,7 +122,8 @@ public sealed class PodSandboxService(
         {
             string shm = Path.Combine(paths.PodRun(record.Id), "shm");
             Directory.CreateDirectory(shm);
-            Mounts.Mount("shm", shm, "tmpfs", MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec, "mode=1777,size=65536k");
+            Mounts.Mount("shm", shm, "tmpfs", MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec,
+                "mode=1777,size=65536k" + (userNamespace?.ShmOwnerOptions ?? ""));
             record.ShmPath = shm;
         }
         pods.Save(record);

@@ -93,6 +93,18 @@ public sealed record PodUserNamespace(IDMapping Uids, IDMapping Gids)
         }
     }
 
+    /// <summary>
+    /// The pod's /etc files belong to the container's root, as CRI-O and containerd hand them over, so
+    /// root in the pod can edit /etc/hosts as on a host-user pod.
+    /// </summary>
+    public void GiveToContainerRoot(params string[] paths)
+    {
+        foreach (string path in paths) CriShim.NativeInterop.FileNodes.ChangeOwner(path, (int)Uids.HostId, (int)Gids.HostId);
+    }
+
+    /// <summary>tmpfs options that make /dev/shm's root the container root's.</summary>
+    public string ShmOwnerOptions => $",uid={Uids.HostId},gid={Gids.HostId}";
+
     /// <summary>The infra process's user namespace, for containers to join.</summary>
     public static string PathOf(int infraPid) => $"/proc/{infraPid}/ns/user";
 
