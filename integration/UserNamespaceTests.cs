@@ -74,6 +74,7 @@ public class UserNamespaceTests(RegistryFixture registry)
             var config = Container(podConfig, "web", "sh", "-c",
                 "mkdir -p /www && echo hello-userns > /www/index.html && httpd -p 80 -h /www && exec sleep 3600");
             config.Mounts.Add(new Mount { ContainerPath = "/data", HostPath = volume, UidMappings = { PodMode().Uids }, GidMappings = { PodMode().Gids } });
+            config.Mounts.Add(new Mount { ContainerPath = "/image", Image = new ImageSpec { Image = Busybox }, Readonly = true });
             string id = await daemon.StartContainerAsync(podId, podConfig, config);
 
             Assert.Equal($"0 {HostId} {Length}", Normalize(await daemon.ShAsync(id, "cat /proc/self/uid_map")));
@@ -92,6 +93,8 @@ public class UserNamespaceTests(RegistryFixture registry)
             Assert.Single(sleepers);
             Assert.Matches($@"(?m)^Uid:\s+{HostId}\s", File.ReadAllText($"/proc/{sleepers[0]}/status"));
             Assert.Equal("0 host data", await daemon.ShAsync(id, "echo $(stat -c %u /data/from-host) $(cat /data/from-host)"));
+            // An image volume's layers are idmapped like the rootfs's: the image's root is the pod's root.
+            Assert.Equal("0 0", await daemon.ShAsync(id, "stat -c '%u %g' /image/bin/busybox"));
             await daemon.ShAsync(id, "echo from-pod > /data/from-pod");
             Assert.Equal("0", TestNetwork.Run("stat", "-c", "%u", Path.Combine(volume, "from-pod")).Trim());
             // Pod files and /dev/shm work, and sysfs mounts: the network namespace belongs to the pod's user namespace.

@@ -143,8 +143,8 @@ public sealed class ContainerService(
         Dictionary<Mount, StoredImage> volumeImages, OciRuntime runtime, CancellationToken cancellationToken)
     {
         var containerConfig = record.ConfigMessage;
-        string rootfsPath = await rootfs.MountAsync(record.Id, image, cancellationToken,
-            PodUserNamespace.Of(pod.ConfigMessage)?.RootfsIdMap(pod.InfraPid));
+        var idMap = PodUserNamespace.Of(pod.ConfigMessage)?.RootfsIdMap(pod.InfraPid);
+        string rootfsPath = await rootfs.MountAsync(record.Id, image, cancellationToken, idMap);
         var security = containerConfig.Linux?.SecurityContext ?? new LinuxContainerSecurityContext();
         var user = ContainerUserResolver.Resolve(rootfsPath, security.RunAsUser?.Value, security.RunAsUsername,
             security.RunAsGroup?.Value, image.Config.User, security.SupplementalGroups,
@@ -153,7 +153,7 @@ public sealed class ContainerService(
         string bundle = BundleDir(record.Id);
         Directory.CreateDirectory(bundle);
         var features = await runtime.FeaturesAsync();
-        var imageVolumeSources = volumeImages.ToDictionary(v => v.Key, v => imageVolumes.Mount(ImageVolumesDir(record.Id), v.Value, v.Key.ImageSubPath));
+        var imageVolumeSources = volumeImages.ToDictionary(v => v.Key, v => imageVolumes.Mount(ImageVolumesDir(record.Id), v.Value, v.Key.ImageSubPath, idMap));
         var spec = ContainerSpecBuilder.Build(new ContainerSpecInput(record.Id, containerConfig, pod, pods.DirectoryOf(pod.Id),
             image, rootfsPath, Path.Combine(containers.DirectoryOf(record.Id), "volumes"), user, config.Runtime.CgroupDriver,
             config.Checkpoint.CriuConfig, features.RecursiveReadOnlyMounts, features.IdMappedMounts, imageVolumeSources,

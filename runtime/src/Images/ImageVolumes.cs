@@ -41,22 +41,37 @@ public sealed class ImageVolumes(ImageStore images, LayerStore layers, ILogger<I
     /// the host path to bind: the image's root, or the directory <paramref name="subPath"/> names in it. A failure
     /// may leave the mount behind; the container's clean-up (<see cref="RemoveAll"/>) takes it away.
     /// </summary>
-    public string Mount(string volumesDirectory, StoredImage image, string subPath)
+    public string Mount(string volumesDirectory, StoredImage image, string subPath, RootfsIdMap? idMap = null)
     {
         CheckSubPath(subPath);
         string target = Path.Combine(volumesDirectory, ContentDigest.Hex(image.Id));
-        if (!MountTable.IsMountPoint(target)) MountLayers(volumesDirectory, target, image);
+        if (!MountTable.IsMountPoint(target)) MountLayers(volumesDirectory, target, image, idMap);
         return subPath.Length == 0 ? target : ResolveSubPath(target, subPath);
     }
 
-    private void MountLayers(string volumesDirectory, string target, StoredImage image)
+    private void MountLayers(string volumesDirectory, string target, StoredImage image, RootfsIdMap? idMap)
     {
         var diffIds = images.DiffIdsOf(image.Id) ?? throw new NotFoundException($"image {image.Id} is not in the store");
         var missing = diffIds.Where(d => !layers.Has(d)).ToList();
         if (missing.Count > 0) throw new NotFoundException($"layers {string.Join(", ", missing)} of image {image.Id} are not in the store");
-        // Top layer first. Without an upper dir overlayfs wants two lower dirs at least, and distinct ones:
-        // empty ones pad a short image.
-        var lowers = diffIds.AsEnumerable().Reverse().Select(layers.ShortLink).ToList();
+        // In a user-namespaced pod the layers are idmapped as its rootfs's are, so its root owns what the image's root does.
+        var idMappedLayers = idMap is null || diffIds.Count == 0 ? [] : layers.IdMappedClonesTopFirst(diffIds, idMap);
+        try
+        {
+            MountLowers(volumesDirectory, target, image, diffIds,
+                idMappedLayers.Count > 0 ? idMappedLayers.Select(IdMappedMounts.PathOf) : diffIds.AsEnumerable().Reverse().Select(layers.ShortLink));
+        }
+        finally
+        {
+            // The overlay holds its own references to the idmapped layers once mounted.
+            foreach (var layer in idMappedLayers) layer.Dispose();
+        }
+    }
+
+    private void MountLowers(string volumesDirectory, string target, StoredImage image, IReadOnlyList<string> diffIds, IEnumerable<string> topFirst)
+    {
+        // Without an upper dir overlayfs wants two lower dirs at least, and distinct ones: empty ones pad a short image.
+        var lowers = topFirst.ToList();
         for (int padding = lowers.Count; padding < 2; padding++)
         {
             string empty = Path.Combine(volumesDirectory, EmptyLowerDir, padding.ToString(System.Globalization.CultureInfo.InvariantCulture));

@@ -60,6 +60,29 @@ public sealed class LayerStore
     /// <summary>"l/&lt;id&gt;", relative to <see cref="Home"/>.</summary>
     public string ShortLink(string diffId) => "l/" + File.ReadAllText(Path.Combine(LayerDirectory(diffId), LinkFile));
 
+    /// <summary>
+    /// Detached idmapped clones of the layers, top layer first, as a user-namespaced pod's overlays use them:
+    /// the layers' host root shows as the pod's root. The caller disposes them once the overlay holds its own references.
+    /// </summary>
+    public List<Microsoft.Win32.SafeHandles.SafeFileHandle> IdMappedClonesTopFirst(IReadOnlyList<string> diffIds, RootfsIdMap idMap)
+    {
+        using var userNamespace = File.OpenHandle(idMap.UserNamespacePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var clones = new List<Microsoft.Win32.SafeHandles.SafeFileHandle>();
+        try
+        {
+            foreach (string diffId in diffIds.AsEnumerable().Reverse())
+            {
+                clones.Add(CriShim.NativeInterop.IdMappedMounts.CloneIdMapped(DiffDirectory(diffId), userNamespace));
+            }
+            return clones;
+        }
+        catch
+        {
+            foreach (var clone in clones) clone.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>An empty directory in ingest/ to unpack into; deleted on dispose unless committed.</summary>
     public PendingLayer BeginUnpack() => new(Path.Combine(_ingest, "layer-" + Guid.NewGuid().ToString("N")));
 

@@ -43,7 +43,7 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
             if (missing.Count > 0) throw new NotFoundException($"layers {string.Join(", ", missing)} of container {containerId} are not in the store");
             // The overlay's root directory takes the upper dir's owner.
             if (idMap is not null) FileNodes.ChangeOwner(upper, (int)idMap.RootHostUid, (int)idMap.RootHostGid);
-            List<SafeFileHandle> idMappedLayers = idMap is null || diffIds.Count == 0 ? [] : IdMappedLayers(diffIds, idMap);
+            List<SafeFileHandle> idMappedLayers = idMap is null || diffIds.Count == 0 ? [] : layers.IdMappedClonesTopFirst(diffIds, idMap);
             try
             {
                 // Overlay lists the top layer first; an image without layers gets an empty lower dir.
@@ -64,26 +64,6 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
             }
             logger.LogDebug("mounted rootfs of {Container}: {Layers} layers, idmapped: {IdMapped}", containerId, diffIds.Count, idMap is not null);
             return Task.FromResult(merged);
-        }
-    }
-
-    /// <summary>Detached idmapped clones of the layers, top layer first.</summary>
-    private List<SafeFileHandle> IdMappedLayers(IReadOnlyList<string> diffIds, RootfsIdMap idMap)
-    {
-        using var userNamespace = File.OpenHandle(idMap.UserNamespacePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        var clones = new List<SafeFileHandle>();
-        try
-        {
-            foreach (string diffId in diffIds.AsEnumerable().Reverse())
-            {
-                clones.Add(IdMappedMounts.CloneIdMapped(layers.DiffDirectory(diffId), userNamespace));
-            }
-            return clones;
-        }
-        catch
-        {
-            foreach (var clone in clones) clone.Dispose();
-            throw;
         }
     }
 
