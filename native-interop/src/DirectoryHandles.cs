@@ -17,6 +17,8 @@ public static unsafe class DirectoryHandles
     }
 
     /// <summary>The path of <paramref name="name"/> inside the directory that <paramref name="handle"/> holds open.</summary>
-    public static string PathThrough(SafeFileHandle handle, string name) =>
-        $"/proc/self/fd/{handle.DangerousGetHandle()}/{name}";
+    public static string PathThrough(SafeFileHandle handle, string name) => $"{ProcPath(handle)}/{name}";
+
+    /// <summary>/proc/self/fd/N: what <paramref name="handle"/> holds open, valid in this process while it is open.</summary>
+    public static string ProcPath(SafeFileHandle handle) => $"/proc/self/fd/{handle.DangerousGetHandle()}";
 }

@@ -29,7 +29,7 @@ public static unsafe class IdMappedMounts
 
     /// <summary>
     /// A detached clone of the mount at <paramref name="directory"/>, idmapped through the user namespace
-    /// <paramref name="userNamespace"/> refers to. It stays reachable as <see cref="PathOf"/> while the handle is open.
+    /// <paramref name="userNamespace"/> refers to. It stays reachable as <see cref="DirectoryHandles.ProcPath"/> while the handle is open.
     /// </summary>
     public static SafeFileHandle CloneIdMapped(string directory, SafeHandle userNamespace)
     {
@@ -60,7 +60,4 @@ public static unsafe class IdMappedMounts
             if (added) userNamespace.DangerousRelease();
         }
     }
-
-    /// <summary>A path to the detached mount, valid in this process while <paramref name="tree"/> is open (for overlay's lowerdir).</summary>
-    public static string PathOf(SafeFileHandle tree) => $"/proc/self/fd/{tree.DangerousGetHandle()}";
 }

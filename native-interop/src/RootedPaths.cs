@@ -42,6 +42,6 @@ public static unsafe class RootedPaths
 
     /// <summary>The absolute path of what <paramref name="handle"/> holds open, as the kernel names it.</summary>
     public static string PathOf(SafeFileHandle handle) =>
-        new FileInfo($"/proc/self/fd/{handle.DangerousGetHandle()}").LinkTarget
+        new FileInfo(DirectoryHandles.ProcPath(handle)).LinkTarget
         ?? throw new IOException($"fd {handle.DangerousGetHandle()} has no path");
 }

@@ -52,37 +52,18 @@ public sealed class ImageVolumes(ImageStore images, LayerStore layers, ILogger<I
     private void MountLayers(string volumesDirectory, string target, StoredImage image, RootfsIdMap? idMap)
     {
         var diffIds = images.DiffIdsOf(image.Id) ?? throw new NotFoundException($"image {image.Id} is not in the store");
-        var missing = diffIds.Where(d => !layers.Has(d)).ToList();
-        if (missing.Count > 0) throw new NotFoundException($"layers {string.Join(", ", missing)} of image {image.Id} are not in the store");
         // In a user-namespaced pod the layers are idmapped as its rootfs's are, so its root owns what the image's root does.
-        var idMappedLayers = idMap is null || diffIds.Count == 0 ? [] : layers.IdMappedClonesTopFirst(diffIds, idMap);
-        try
-        {
-            MountLowers(volumesDirectory, target, image, diffIds,
-                idMappedLayers.Count > 0 ? idMappedLayers.Select(IdMappedMounts.PathOf) : diffIds.AsEnumerable().Reverse().Select(layers.ShortLink));
-        }
-        finally
-        {
-            // The overlay holds its own references to the idmapped layers once mounted.
-            foreach (var layer in idMappedLayers) layer.Dispose();
-        }
-    }
-
-    private void MountLowers(string volumesDirectory, string target, StoredImage image, IReadOnlyList<string> diffIds, IEnumerable<string> topFirst)
-    {
+        using var lowers = layers.Lowers(diffIds, idMap, $"image {image.Id}");
         // Without an upper dir overlayfs wants two lower dirs at least, and distinct ones: empty ones pad a short image.
-        var lowers = topFirst.ToList();
-        for (int padding = lowers.Count; padding < 2; padding++)
+        var lowerDirs = lowers.Paths.ToList();
+        for (int padding = lowerDirs.Count; padding < 2; padding++)
         {
             string empty = Path.Combine(volumesDirectory, EmptyLowerDir, padding.ToString(System.Globalization.CultureInfo.InvariantCulture));
             Directory.CreateDirectory(empty);
-            lowers.Add(empty);
+            lowerDirs.Add(empty);
         }
-        string options = "lowerdir=" + string.Join(':', lowers);
-        if (options.Length > OverlayRootfsService.MountOptionsLimit)
-        {
-            throw new WrongStateException($"image {image.Id} has {diffIds.Count} layers, too many for one overlay mount ({options.Length} bytes of options, limit {OverlayRootfsService.MountOptionsLimit})");
-        }
+        string options = "lowerdir=" + string.Join(':', lowerDirs);
+        OverlayRootfsService.CheckOptionsFit(options, $"image {image.Id}", diffIds.Count);
         Directory.CreateDirectory(target);
         // Binaries in an image volume may run (no noexec); set-id bits and device nodes stay inert.
         WorkingDirectories.RunIn(layers.Home, () =>

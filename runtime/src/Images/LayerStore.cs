@@ -1,7 +1,10 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text.Json;
+using CriShim.NativeInterop;
+using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
+using Microsoft.Win32.SafeHandles;
 
 namespace CriShim.Runtime.Images;
 
@@ -61,20 +64,22 @@ public sealed class LayerStore
     public string ShortLink(string diffId) => "l/" + File.ReadAllText(Path.Combine(LayerDirectory(diffId), LinkFile));
 
     /// <summary>
-    /// Detached idmapped clones of the layers, top layer first, as a user-namespaced pod's overlays use them:
-    /// the layers' host root shows as the pod's root. The caller disposes them once the overlay holds its own references.
+    /// An overlay's lower dirs for the layers, top layer first: their short links (relative to <see cref="Home"/>),
+    /// or, for a user-namespaced pod, detached idmapped clones of them so the layers' host root shows as the
+    /// pod's root. Dispose once mounted: the overlay holds its own references to the clones.
     /// </summary>
-    public List<Microsoft.Win32.SafeHandles.SafeFileHandle> IdMappedClonesTopFirst(IReadOnlyList<string> diffIds, RootfsIdMap idMap)
+    public OverlayLowers Lowers(IReadOnlyList<string> diffIds, RootfsIdMap? idMap, string owner)
     {
+        var missing = diffIds.Where(d => !Has(d)).ToList();
+        if (missing.Count > 0) throw new NotFoundException($"layers {string.Join(", ", missing)} of {owner} are not in the store");
+        var topFirst = diffIds.AsEnumerable().Reverse();
+        if (idMap is null) return new OverlayLowers([.. topFirst.Select(ShortLink)], []);
         using var userNamespace = File.OpenHandle(idMap.UserNamespacePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        var clones = new List<Microsoft.Win32.SafeHandles.SafeFileHandle>();
+        var clones = new List<SafeFileHandle>();
         try
         {
-            foreach (string diffId in diffIds.AsEnumerable().Reverse())
-            {
-                clones.Add(CriShim.NativeInterop.IdMappedMounts.CloneIdMapped(DiffDirectory(diffId), userNamespace));
-            }
-            return clones;
+            foreach (string diffId in topFirst) clones.Add(IdMappedMounts.CloneIdMapped(DiffDirectory(diffId), userNamespace));
+            return new OverlayLowers([.. clones.Select(DirectoryHandles.ProcPath)], clones);
         }
         catch
         {
@@ -131,5 +136,16 @@ public sealed class LayerStore
         {
             if (!Committed && Directory.Exists(Path)) Directory.Delete(Path, recursive: true);
         }
+    }
+}
+
+/// <summary>Lower dirs of an overlay, top layer first, with the idmapped clones they name held open until disposed.</summary>
+public sealed class OverlayLowers(IReadOnlyList<string> paths, List<SafeFileHandle> clones) : IDisposable
+{
+    public IReadOnlyList<string> Paths { get; } = paths;
+
+    public void Dispose()
+    {
+        foreach (var clone in clones) clone.Dispose();
     }
 }

@@ -2,7 +2,6 @@ using System.Text.RegularExpressions;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
-using Microsoft.Win32.SafeHandles;
 
 namespace CriShim.Runtime.Images;
 
@@ -16,7 +15,16 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
     : IRootfsService
 {
     /// <summary>mount(2) copies at most one page of options, including the terminating NUL.</summary>
-    internal const int MountOptionsLimit = 4095;
+    private const int MountOptionsLimit = 4095;
+
+    /// <summary>mount(2) takes one page of options: a longer layer chain cannot be one overlay.</summary>
+    internal static void CheckOptionsFit(string options, string what, int layerCount)
+    {
+        if (options.Length > MountOptionsLimit)
+        {
+            throw new WrongStateException($"{what} has {layerCount} layers, too many for one overlay mount ({options.Length} bytes of options, limit {MountOptionsLimit})");
+        }
+    }
     private const string LayersFile = "layers";
     private static readonly TimeSpan UsageCacheLifetime = TimeSpan.FromSeconds(10);
 
@@ -39,28 +47,15 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
                 foreach (string dir in new[] { upper, work, merged }) Directory.CreateDirectory(dir);
                 AtomicFile.WriteText(Path.Combine(directory, LayersFile), string.Join('\n', diffIds));
             }
-            var missing = diffIds.Where(d => !layers.Has(d)).ToList();
-            if (missing.Count > 0) throw new NotFoundException($"layers {string.Join(", ", missing)} of container {containerId} are not in the store");
             // The overlay's root directory takes the upper dir's owner.
             if (idMap is not null) FileNodes.ChangeOwner(upper, (int)idMap.RootHostUid, (int)idMap.RootHostGid);
-            List<SafeFileHandle> idMappedLayers = idMap is null || diffIds.Count == 0 ? [] : layers.IdMappedClonesTopFirst(diffIds, idMap);
-            try
+            using (var lowers = layers.Lowers(diffIds, idMap, $"container {containerId}"))
             {
-                // Overlay lists the top layer first; an image without layers gets an empty lower dir.
-                string lower = diffIds.Count == 0 ? EnsureEmptyLower(directory)
-                    : idMappedLayers.Count > 0 ? string.Join(':', idMappedLayers.Select(IdMappedMounts.PathOf))
-                    : string.Join(':', diffIds.AsEnumerable().Reverse().Select(layers.ShortLink));
+                // An image without layers gets an empty lower dir.
+                string lower = diffIds.Count == 0 ? EnsureEmptyLower(directory) : string.Join(':', lowers.Paths);
                 string options = $"lowerdir={lower},upperdir={upper},workdir={work}";
-                if (options.Length > MountOptionsLimit)
-                {
-                    throw new WrongStateException($"the image of container {containerId} has {diffIds.Count} layers, too many for one overlay mount ({options.Length} bytes of options, limit {MountOptionsLimit})");
-                }
+                CheckOptionsFit(options, $"the image of container {containerId}", diffIds.Count);
                 WorkingDirectories.RunIn(layers.Home, () => Mounts.Mount("overlay", merged, "overlay", MountFlags.None, options));
-            }
-            finally
-            {
-                // The overlay holds its own references to the idmapped layers once mounted.
-                foreach (var layer in idMappedLayers) layer.Dispose();
             }
             logger.LogDebug("mounted rootfs of {Container}: {Layers} layers, idmapped: {IdMapped}", containerId, diffIds.Count, idMap is not null);
             return Task.FromResult(merged);

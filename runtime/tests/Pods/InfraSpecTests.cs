@@ -12,7 +12,8 @@ public class InfraSpecTests
     [MemberData(nameof(Rounds))]
     public void ConcurrentPodStartsAllPrepareTheSharedInfraRootfs(int round)
     {
-        if (!File.Exists(InfraSpec.CatatonitHostPath)) return;
+        // make deps installs catatonit; without it no pod can start, so its absence fails here too.
+        Assert.True(File.Exists(InfraSpec.CatatonitHostPath), $"{InfraSpec.CatatonitHostPath} is missing: run make deps");
         string rootfs = Path.Combine(Path.GetTempPath(), $"crishim-infra-{round}-{Guid.NewGuid():N}");
         try
         {
