@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using CriShim.Runtime.Exec;
 using CriShim.Runtime.Store;
 using Runtime.V1;
 
@@ -29,10 +30,20 @@ public sealed class ContainerRecord : IRecord
     public string Reason { get; set; } = "";
     public string Message { get; set; } = "";
     public int Pid { get; set; }
+    /// <summary>The init process behind <see cref="Pid"/>, recorded at create, so a reused pid or a reboot is never taken for it.</summary>
+    public ProcessIdentity? Init { get; set; }
+    /// <summary>The container's conmon, which writes the exit file: once it is gone, no exit file will come.</summary>
+    public ProcessIdentity? Monitor { get; set; }
     /// <summary>The identity the container's first process runs with, once resolved from the image.</summary>
     public ContainerIdentity? User { get; set; }
     /// <summary>The current LinuxContainerResources (after UpdateContainerResources), protobuf bytes.</summary>
     public byte[] Resources { get; set; } = [];
+
+    /// <summary>
+    /// Whether the container's init process still runs. Records written before identities were
+    /// recorded fall back to the bare pid.
+    /// </summary>
+    public bool IsInitAlive() => Init?.IsAlive() ?? NativeInterop.Processes.IsAlive(Pid);
 
     [JsonIgnore]
     public ContainerConfig ConfigMessage => _config ??= ContainerConfig.Parser.ParseFrom(Config);

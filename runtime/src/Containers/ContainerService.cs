@@ -20,6 +20,7 @@ public sealed class ContainerService(
     RuntimeHandlers handlers,
     Conmon conmon,
     RecordStore<PodSandboxRecord> pods,
+    PodLocks podLocks,
     RecordStore<ContainerRecord> containers,
     IImageLookup images,
     IRootfsService rootfs,
@@ -64,7 +65,12 @@ public sealed class ContainerService(
             throw new ArgumentException("run_as_group is set without run_as_user or run_as_username");
         }
         var pod = pods.Resolve(podId) ?? throw new NotFoundException($"pod sandbox \"{podId}\" not found");
+        // Held until the container exists, so RemovePodSandbox cannot slip in between and orphan it.
+        using var podLock = await podLocks.AcquireAsync(pod.Id, cancellationToken);
+        if (pods.Get(pod.Id) is null) throw new NotFoundException($"pod sandbox {pod.Id} was removed");
         if (!pod.Ready) throw new WrongStateException($"pod sandbox {pod.Id} is not ready");
+        // Its namespaces are the infra process's (and a dead pod's netns path may be gone or reused after a reboot).
+        if (!pod.IsInfraAlive()) throw new WrongStateException($"pod sandbox {pod.Id} is not ready: its infra process is gone");
         var image = images.Find(containerConfig.Image.Image)
             ?? throw new NotFoundException($"image \"{containerConfig.Image.Image}\" not found: pull it first");
         var volumeImages = new Dictionary<Mount, StoredImage>();
@@ -164,6 +170,10 @@ public sealed class ContainerService(
         record.Pid = await conmon.CreateAsync(new ConmonLaunch(record.Id, $"{metadata.Name}_{metadata.Attempt}", bundle, runtime,
             record.LogPath, paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd",
             containerConfig.Stdin, containerConfig.StdinOnce, containerConfig.Tty), cancellationToken);
+        record.Init = ProcessIdentity.Of(record.Pid)
+            ?? throw new ContainerCreateException($"the process of container {record.Id} ended before it was started");
+        record.Monitor = Conmon.MonitorOf(bundle)
+            ?? throw new ContainerCreateException($"conmon of container {record.Id} exited right after creating it");
         containers.Save(record);
         logger.LogInformation("created container {Id} ({Name}) in pod {Pod}", record.Id, metadata.Name, pod.Id);
     }
@@ -271,14 +281,14 @@ public sealed class ContainerService(
         var deadline = DateTime.UtcNow + limit;
         while (DateTime.UtcNow < deadline)
         {
-            Refresh(record);
-            if (record.State == ContainerState.ContainerExited) return true;
             // A created container that was killed never gets an exit file from conmon's create path.
-            if (record.State == ContainerState.ContainerCreated && !CriShim.NativeInterop.Processes.IsAlive(record.Pid))
+            if (record.State == ContainerState.ContainerCreated && !record.IsInitAlive())
             {
                 MarkExited(record, 137, "Error", "killed before it was started");
                 return true;
             }
+            Refresh(record);
+            if (record.State == ContainerState.ContainerExited) return true;
             await Task.Delay(50, cancellationToken);
         }
         return false;
@@ -310,18 +320,36 @@ public sealed class ContainerService(
         logger.LogInformation("removed container {Id}", record.Id);
     }
 
-    /// <summary>Notices an exit recorded by conmon (also one that happened while the daemon was down).</summary>
+    /// <summary>
+    /// Notices an exit recorded by conmon (also one that happened while the daemon was down), and an
+    /// exit no exit file will ever report: conmon died (killed, or the node rebooted) and the
+    /// container's process is gone too. A process that outlived its conmon still runs: StopContainer
+    /// kills it through the runtime.
+    /// </summary>
     public void Refresh(ContainerRecord record)
     {
-        if (record.State == ContainerState.ContainerExited) return;
+        if (record.State == ContainerState.ContainerExited || NoticeExitFile(record)) return;
+        if (!IsUnmonitored(record)) return;
+        // conmon writes the exit file and then exits: one written just before this look counts.
+        if (NoticeExitFile(record) || record.IsInitAlive()) return;
+        MarkExited(record, 255, "Error", "conmon died; the container process is gone");
+    }
+
+    /// <summary>conmon is gone while the container has not exited: no exit file will come.</summary>
+    public static bool IsUnmonitored(ContainerRecord record) =>
+        record.State != ContainerState.ContainerExited && record.Monitor is { } monitor && !monitor.IsAlive();
+
+    private bool NoticeExitFile(ContainerRecord record)
+    {
         string exitFile = Conmon.ExitFile(paths.ExitDir, record.Id);
-        if (!File.Exists(exitFile)) return;
+        if (!File.Exists(exitFile)) return false;
         string text = File.ReadAllText(exitFile).Trim();
-        if (text.Length == 0) return;
+        if (text.Length == 0) return false;
         int exitCode = int.TryParse(text, out int code) ? code : 255;
         bool oomKilled = File.Exists(Conmon.OomFile(BundleDir(record.Id)));
         string reason = oomKilled ? "OOMKilled" : exitCode == 0 ? "Completed" : "Error";
         MarkExited(record, exitCode, reason, "", File.GetLastWriteTimeUtc(exitFile));
+        return true;
     }
 
     private void MarkExited(ContainerRecord record, int exitCode, string reason, string message, DateTime? at = null)

@@ -26,6 +26,7 @@ public static class ContainerServiceRegistration
         services.AddSingleton(sp => new RecordStore<ContainerRecord>(paths.Containers, ContainerRecordJson.Default.ContainerRecord,
             sp.GetRequiredService<ILogger<ContainerService>>()));
         services.AddSingleton<IImageUsage, ContainerImageUsage>();
+        services.AddSingleton<PodLocks>();
         services.AddSingleton<ContainerService>();
         services.AddSingleton<PodSandboxService>();
         return services;

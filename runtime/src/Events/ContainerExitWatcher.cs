@@ -11,7 +11,9 @@ namespace CriShim.Runtime.Events;
 /// Notices the exit files conmon writes, so a container's exit is recorded and its STOPPED event
 /// sent within a moment even when no RPC asks. inotify (FileSystemWatcher) wakes the scan at once;
 /// a rescan every <see cref="RescanInterval"/> covers events inotify dropped, and the first scan
-/// reports exits that happened while the daemon was down. An infra process's exit makes its pod
+/// reports exits that happened while the daemon was down. Exits no exit file will report are
+/// found too: a container whose conmon died (see <see cref="ContainerService.Refresh"/>), an infra
+/// process that is gone (killed with its conmon, or a reboot). An infra process's exit makes its pod
 /// not ready, with a STOPPED event for the pod.
 /// </summary>
 public sealed class ContainerExitWatcher(
@@ -87,7 +89,8 @@ public sealed class ContainerExitWatcher(
     {
         foreach (var record in containerRecords.All.ToList())
         {
-            if (record.State == ContainerState.ContainerExited || !File.Exists(Conmon.ExitFile(paths.ExitDir, record.Id))) continue;
+            if (record.State == ContainerState.ContainerExited ||
+                !(File.Exists(Conmon.ExitFile(paths.ExitDir, record.Id)) || ContainerService.IsUnmonitored(record))) continue;
             // Under the container's lock, so a start still under way reports STARTED before this STOPPED.
             await WithinLockWaitAsync(async limit =>
             {
@@ -97,7 +100,7 @@ public sealed class ContainerExitWatcher(
         }
         foreach (var pod in podRecords.All.ToList())
         {
-            if (!pod.Ready || !File.Exists(Conmon.ExitFile(paths.ExitDir, pod.Id))) continue;
+            if (!pod.Ready || (!File.Exists(Conmon.ExitFile(paths.ExitDir, pod.Id)) && pod.IsInfraAlive())) continue;
             await WithinLockWaitAsync(limit => sandboxes.NoticeInfraExitAsync(pod.Id, limit), cancellationToken);
         }
     }

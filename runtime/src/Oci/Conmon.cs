@@ -115,12 +115,17 @@ public sealed class Conmon(string path)
         }
     }
 
-    private static bool ConmonDied(string bundleDir)
+    private static bool ConmonDied(string bundleDir) =>
+        ConmonPid(bundleDir) is int pid && !CriShim.NativeInterop.Processes.IsAlive(pid);
+
+    private static int? ConmonPid(string bundleDir)
     {
         string pidFile = ConmonPidFile(bundleDir);
-        return File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out int pid) &&
-               !CriShim.NativeInterop.Processes.IsAlive(pid);
+        return File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out int pid) ? pid : null;
     }
+
+    /// <summary>The conmon of the container created from <paramref name="bundleDir"/>, while it runs; null once it is gone.</summary>
+    public static ProcessIdentity? MonitorOf(string bundleDir) => ConmonPid(bundleDir) is int pid ? ProcessIdentity.Of(pid) : null;
 
     /// <summary>Asks conmon to reopen the container's log file (after the kubelet rotated it).</summary>
     /// <summary>

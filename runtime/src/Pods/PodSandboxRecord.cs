@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using CriShim.Runtime.Exec;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -18,6 +19,8 @@ public sealed class PodSandboxRecord : IRecord
     public string NetNsPath { get; set; } = "";
     /// <summary>PID of the infra process (catatonit) that holds the pod's IPC, UTS and PID namespaces.</summary>
     public int InfraPid { get; set; }
+    /// <summary>The infra process behind <see cref="InfraPid"/>, recorded at create, so a reused pid or a reboot is never taken for it.</summary>
+    public ProcessIdentity? Infra { get; set; }
     public string CgroupParent { get; set; } = "";
     /// <summary>The pod's /dev/shm tmpfs; empty for host-IPC pods.</summary>
     public string ShmPath { get; set; } = "";
@@ -26,6 +29,12 @@ public sealed class PodSandboxRecord : IRecord
     public byte[] Overhead { get; set; } = [];
     /// <summary>The pod-level resources of the last UpdatePodSandboxResources (LinuxContainerResources, protobuf bytes); empty before one.</summary>
     public byte[] Resources { get; set; } = [];
+
+    /// <summary>
+    /// Whether the infra process, and with it the pod's namespaces, still lives. Records written before
+    /// identities were recorded fall back to the bare pid.
+    /// </summary>
+    public bool IsInfraAlive() => Infra?.IsAlive() ?? NativeInterop.Processes.IsAlive(InfraPid);
 
     [JsonIgnore]
     public PodSandboxConfig ConfigMessage => _config ??= PodSandboxConfig.Parser.ParseFrom(Config);

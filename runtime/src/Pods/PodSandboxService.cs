@@ -3,6 +3,7 @@ using CriShim.NativeInterop;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Events;
+using CriShim.Runtime.Exec;
 using CriShim.Runtime.Network;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Server;
@@ -22,12 +23,12 @@ public sealed class PodSandboxService(
     RuntimeHandlers handlers,
     Conmon conmon,
     RecordStore<PodSandboxRecord> pods,
+    PodLocks locks,
     ContainerService containers,
     IPodNetwork network,
     ContainerEventPublisher events,
     ILogger<PodSandboxService> logger)
 {
-    private readonly KeyedLock _locks = new();
     private readonly SemaphoreSlim _names = new(1, 1);
 
     private string InfraBundle(string podId) => Path.Combine(pods.DirectoryOf(podId), "infra");
@@ -86,7 +87,7 @@ public sealed class PodSandboxService(
             _names.Release();
         }
 
-        using var _ = await _locks.AcquireAsync(id, cancellationToken);
+        using var _ = await locks.AcquireAsync(id, cancellationToken);
         try
         {
             // Set-up is not cut short by a client that gives up: a half-built pod is worse than a late one.
@@ -135,6 +136,8 @@ public sealed class PodSandboxService(
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
         record.InfraPid = await conmon.CreateAsync(new ConmonLaunch(record.Id, $"infra_{podConfig.Metadata.Name}", bundle, runtime,
             Path.Combine(bundle, "infra.log"), paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd"), cancellationToken);
+        record.Infra = ProcessIdentity.Of(record.InfraPid)
+            ?? throw new ContainerCreateException($"the infra process of pod sandbox {record.Id} ended before it was started");
         if (userNamespace is not null)
         {
             // The infra process made the network namespace inside the pod's user namespace (see InfraSpec);
@@ -181,7 +184,7 @@ public sealed class PodSandboxService(
     {
         var record = pods.Resolve(id);
         if (record is null) return;
-        using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        using var _ = await locks.AcquireAsync(record.Id, cancellationToken);
         await containers.StopAllOfPodAsync(record.Id, cancellationToken);
         await TearDownAsync(record, CancellationToken.None);
         if (record.Ready || record.InfraPid != 0)
@@ -189,6 +192,7 @@ public sealed class PodSandboxService(
             bool wasReady = record.Ready;
             record.Ready = false;
             record.InfraPid = 0;
+            record.Infra = null;
             pods.Save(record);
             logger.LogInformation("pod sandbox {Id} stopped", record.Id);
             // Not ready already when its infra exited on its own: that STOPPED event was sent then.
@@ -201,7 +205,7 @@ public sealed class PodSandboxService(
     {
         var record = pods.Get(id);
         if (record is null) return;
-        using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        using var _ = await locks.AcquireAsync(record.Id, cancellationToken);
         if (!record.Ready) return;
         record.Ready = false;
         pods.Save(record);
@@ -217,7 +221,7 @@ public sealed class PodSandboxService(
     public async Task UpdateResourcesAsync(string id, LinuxContainerResources? overhead, LinuxContainerResources? resources, CancellationToken cancellationToken)
     {
         var record = Get(id);
-        using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        using var _ = await locks.AcquireAsync(record.Id, cancellationToken);
         record.Overhead = overhead?.ToByteArray() ?? [];
         record.Resources = resources?.ToByteArray() ?? [];
         pods.Save(record);
@@ -229,7 +233,7 @@ public sealed class PodSandboxService(
         var record = pods.Resolve(id);
         if (record is null) return;
         await StopAsync(record.Id, cancellationToken);
-        using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
+        using var _ = await locks.AcquireAsync(record.Id, cancellationToken);
         if (pods.Get(record.Id) is null) return;
         await containers.RemoveAllOfPodAsync(record.Id, cancellationToken);
         string run = paths.PodRun(record.Id);
@@ -243,9 +247,9 @@ public sealed class PodSandboxService(
     public PodSandboxRecord Get(string id) =>
         pods.Resolve(id) ?? throw new NotFoundException($"pod sandbox \"{id}\" not found");
 
-    /// <summary>Ready only while the infra process lives: a pod whose infra died needs re-creating.</summary>
+    /// <summary>Ready only while the infra process lives (this very process, this boot): a pod whose infra died needs re-creating.</summary>
     public PodSandboxState StateOf(PodSandboxRecord record) =>
-        record.Ready && Processes.IsAlive(record.InfraPid) ? PodSandboxState.SandboxReady : PodSandboxState.SandboxNotready;
+        record.Ready && record.IsInfraAlive() ? PodSandboxState.SandboxReady : PodSandboxState.SandboxNotready;
 
     public PodSandboxStatus Status(PodSandboxRecord record)
     {

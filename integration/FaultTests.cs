@@ -1,0 +1,90 @@
+using CriShim.TestImages;
+
+namespace CriShim.Integration;
+
+/// <summary>State stays true after faults: conmon killed, a container's process killed with it, a reboot, a stuck RPC at shutdown.</summary>
+[Collection(RegistryCollection.Name)]
+public class FaultTests(RegistryFixture registry)
+{
+    private string Busybox => registry.Reference(TestImageNames.Busybox);
+
+    /// <summary>The kubelet's own limit for each teardown call: past it, the pod could never be torn down.</summary>
+    private static DateTime TeardownDeadline() => DateTime.UtcNow.AddSeconds(10);
+
+    private async Task<(PodSandboxConfig Config, string PodId, string ContainerId)> StartSleeperAsync(Daemon daemon, string name)
+    {
+        await daemon.PullAsync(Busybox);
+        var podConfig = Cri.Pod(name);
+        string podId = await daemon.RunPodAsync(podConfig);
+        string id = await daemon.StartContainerAsync(podId, podConfig, Cri.Container("sleeper", Busybox, "sleep", "3600"));
+        return (podConfig, podId, id);
+    }
+
+    private static async Task TearDownWithinDeadlinesAsync(Daemon daemon, string podId, string containerId)
+    {
+        await daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = containerId, Timeout = 2 }, deadline: TeardownDeadline());
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId }, deadline: TeardownDeadline());
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId }, deadline: TeardownDeadline());
+        Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+        Assert.Empty((await daemon.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+    }
+
+    /// <summary>Reads a GetContainerEvents stream until the STOPPED event of <paramref name="id"/>.</summary>
+    private static async Task<ContainerEventResponse> StoppedEventAsync(AsyncServerStreamingCall<ContainerEventResponse> events, string id)
+    {
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (await events.ResponseStream.MoveNext(limit.Token))
+        {
+            var current = events.ResponseStream.Current;
+            if (current.ContainerId == id && current.ContainerEventType == ContainerEventType.ContainerStoppedEvent) return current;
+        }
+        throw new InvalidOperationException("the event stream ended");
+    }
+
+    [Fact]
+    public async Task AContainerWhoseConmonAndProcessWereKilledReadsExitedAndItsPodTearsDown()
+    {
+        await using var daemon = await Daemon.StartAsync();
+        var (_, podId, id) = await StartSleeperAsync(daemon, "conmon-and-init-killed");
+        using var events = daemon.Runtime.GetContainerEvents(new GetEventsRequest());
+        await events.ResponseHeadersAsync;
+
+        int init = await NodeFaults.InitPidAsync(daemon, id);
+        NodeFaults.Kill(NodeFaults.ConmonPid(daemon.Dirs, id));
+        NodeFaults.Kill(init);
+        await Cri.WaitUntilAsync(() => Task.FromResult(!NodeFaults.IsRunning(init)), TimeSpan.FromSeconds(10), "the container process to die");
+
+        // One status call tells: no exit file will ever come, and the process is gone.
+        var status = await daemon.StatusAsync(id);
+        Assert.Equal(ContainerState.ContainerExited, status.State);
+        Assert.Equal((255, "Error"), (status.ExitCode, status.Reason));
+        Assert.Contains("conmon died", status.Message);
+        var stopped = await StoppedEventAsync(events, id);
+        Assert.Equal(ContainerState.ContainerExited, Assert.Single(stopped.ContainersStatuses, s => s.Id == id).State);
+
+        await TearDownWithinDeadlinesAsync(daemon, podId, id);
+    }
+
+    [Fact]
+    public async Task AContainerThatOutlivedItsConmonRunsOnAndStopContainerEndsIt()
+    {
+        await using var daemon = await Daemon.StartAsync();
+        var (_, podId, id) = await StartSleeperAsync(daemon, "conmon-killed");
+        int init = await NodeFaults.InitPidAsync(daemon, id);
+        int conmon = NodeFaults.ConmonPid(daemon.Dirs, id);
+        NodeFaults.Kill(conmon);
+        await Cri.WaitUntilAsync(() => Task.FromResult(!NodeFaults.IsRunning(conmon)), TimeSpan.FromSeconds(10), "conmon to die");
+
+        Assert.Equal(ContainerState.ContainerRunning, (await daemon.StatusAsync(id)).State);
+        Assert.True(NodeFaults.IsRunning(init));
+
+        // sleep as pid 1 ignores SIGTERM: the stop ends in SIGKILL through the runtime, and no exit file comes.
+        await daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 }, deadline: TeardownDeadline());
+        var status = await daemon.StatusAsync(id);
+        Assert.Equal(ContainerState.ContainerExited, status.State);
+        Assert.NotEqual(0, status.FinishedAt);
+        Assert.False(NodeFaults.IsRunning(init), "StopContainer left the container's process running");
+
+        await TearDownWithinDeadlinesAsync(daemon, podId, id);
+    }
+}
