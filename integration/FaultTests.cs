@@ -87,4 +87,54 @@ public class FaultTests(RegistryFixture registry)
 
         await TearDownWithinDeadlinesAsync(daemon, podId, id);
     }
+
+    [Fact]
+    public async Task AfterARebootEveryContainerIsExitedEveryPodNotReadyAndAllOfItIsRemoved()
+    {
+        var dirs = DaemonDirs.Create();
+        try
+        {
+            PodSandboxConfig podConfig;
+            string podId, running, created;
+            await using (var first = await Daemon.StartAsync(dirs))
+            {
+                (podConfig, podId, running) = await StartSleeperAsync(first, "reboot");
+                created = (await first.Runtime.CreateContainerAsync(new CreateContainerRequest
+                {
+                    PodSandboxId = podId, Config = Cri.Container("never-started", Busybox, "sleep", "3600"), SandboxConfig = podConfig,
+                })).ContainerId;
+                await first.KillAsync();
+            }
+            NodeFaults.SimulateReboot(dirs);
+
+            await using var second = await Daemon.StartAsync(dirs);
+            var containers = (await second.Runtime.ListContainersAsync(new ListContainersRequest())).Containers;
+            Assert.Equal(new[] { created, running }.Order(), containers.Select(c => c.Id).Order());
+            Assert.All(containers, c => Assert.Equal(ContainerState.ContainerExited, c.State));
+            Assert.Equal(PodSandboxState.SandboxNotready, Assert.Single((await second.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items).State);
+            Assert.Equal(PodSandboxState.SandboxNotready,
+                (await second.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = podId })).Status.State);
+
+            // The dead pod's namespaces are gone (its netns path may even be reused): nothing may join them.
+            var refused = await Assert.ThrowsAsync<RpcException>(() => second.Runtime.CreateContainerAsync(new CreateContainerRequest
+            {
+                PodSandboxId = podId, Config = Cri.Container("late", Busybox, "sleep", "3600"), SandboxConfig = podConfig,
+            }).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+
+            await second.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = created }, deadline: TeardownDeadline());
+            await TearDownWithinDeadlinesAsync(second, podId, running);
+            Assert.DoesNotContain(File.ReadAllLines("/proc/self/mountinfo"), line => line.Contains(dirs.Base, StringComparison.Ordinal));
+            foreach (string kind in new[] { "pods", "containers", Path.Combine("cni", "results") })
+            {
+                string dir = Path.Combine(dirs.Root, kind);
+                Assert.Empty(Directory.Exists(dir) ? Directory.GetFileSystemEntries(dir) : []);
+            }
+            Assert.False(Directory.Exists(Path.Combine(dirs.RunRoot, "pods", podId)));
+        }
+        finally
+        {
+            dirs.Delete();
+        }
+    }
 }

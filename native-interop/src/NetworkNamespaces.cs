@@ -68,7 +68,8 @@ public static unsafe class NetworkNamespaces
     public static void Remove(string path)
     {
         Mounts.TryUnmount(path, UnmountFlags.Detach);
-        File.Delete(path);
+        // After a reboot even the directory of the pin (in the run root) may be gone.
+        if (File.Exists(path)) File.Delete(path);
     }
 
     /// <summary>True when <paramref name="path"/> is a live namespace mount rather than a plain file.</summary>
