@@ -11,12 +11,13 @@ public class FaultTests(RegistryFixture registry)
     /// <summary>The kubelet's own limit for each teardown call: past it, the pod could never be torn down.</summary>
     private static DateTime TeardownDeadline() => DateTime.UtcNow.AddSeconds(10);
 
-    private async Task<(PodSandboxConfig Config, string PodId, string ContainerId)> StartSleeperAsync(Daemon daemon, string name)
+    private async Task<(PodSandboxConfig Config, string PodId, string ContainerId)> StartSleeperAsync(Daemon daemon, string name,
+        string script = "sleep 3600")
     {
         await daemon.PullAsync(Busybox);
         var podConfig = Cri.Pod(name);
         string podId = await daemon.RunPodAsync(podConfig);
-        string id = await daemon.StartContainerAsync(podId, podConfig, Cri.Container("sleeper", Busybox, "sleep", "3600"));
+        string id = await daemon.StartContainerAsync(podId, podConfig, Cri.Container("sleeper", Busybox, "sh", "-c", script));
         return (podConfig, podId, id);
     }
 
@@ -78,7 +79,7 @@ public class FaultTests(RegistryFixture registry)
         Assert.Equal(ContainerState.ContainerRunning, (await daemon.StatusAsync(id)).State);
         Assert.True(NodeFaults.IsRunning(init));
 
-        // sleep as pid 1 ignores SIGTERM: the stop ends in SIGKILL through the runtime, and no exit file comes.
+        // The stop goes through the runtime, and no exit file comes.
         await daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 }, deadline: TeardownDeadline());
         var status = await daemon.StatusAsync(id);
         Assert.Equal(ContainerState.ContainerExited, status.State);
@@ -131,6 +132,36 @@ public class FaultTests(RegistryFixture registry)
                 Assert.Empty(Directory.Exists(dir) ? Directory.GetFileSystemEntries(dir) : []);
             }
             Assert.False(Directory.Exists(Path.Combine(dirs.RunRoot, "pods", podId)));
+        }
+        finally
+        {
+            dirs.Delete();
+        }
+    }
+
+    [Fact]
+    public async Task SigtermEndsTheDaemonWithinSecondsWhileAStopWaitsOutALongGracePeriodAndTheStopCanBeRepeated()
+    {
+        var dirs = DaemonDirs.Create();
+        try
+        {
+            string podId, id;
+            await using (var first = await Daemon.StartAsync(dirs))
+            {
+                (_, podId, id) = await StartSleeperAsync(first, "shutdown", "trap '' TERM; sleep 3600");
+                // The container ignores SIGTERM: the kubelet's grace period is what this stop waits out.
+                var stuck = first.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 600 }).ResponseAsync;
+                await Task.Delay(TimeSpan.FromSeconds(1));
+                Assert.False(stuck.IsCompleted);
+                HostCommand.Output("kill", "-TERM", first.ProcessId.ToString());
+                Assert.Equal(0, await first.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+                await Assert.ThrowsAsync<RpcException>(() => stuck);
+            }
+
+            // What was cut short is repeated after the restart, as the kubelet does.
+            await using var second = await Daemon.StartAsync(dirs);
+            Assert.Equal(ContainerState.ContainerRunning, (await second.StatusAsync(id)).State);
+            await TearDownWithinDeadlinesAsync(second, podId, id);
         }
         finally
         {

@@ -1,42 +1,157 @@
 using System.Text.Json;
+using CriShim.Runtime.Containers;
+using CriShim.Runtime.Events;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Store;
+using Runtime.V1;
 
 namespace CriShim.Runtime.Checkpoint;
 
+/// <summary>The checkpoints of one container that a daemon crash interrupted, with the container's lock held.</summary>
+public sealed record InterruptedCheckpoints(string ContainerId, List<(string WorkDir, CheckpointInFlight InFlight)> Checkpoints, IDisposable Lock);
+
 /// <summary>
 /// Undoes checkpoints that a daemon crash interrupted: stops their runtime and CRIU processes,
-/// resumes the container, and removes the temp archive and the work dir.
+/// resumes the container, and removes the temp archive and the work dir. The containers are locked
+/// before the socket serves and the work runs after it (waiting out an orphaned CRIU dump may take
+/// minutes), so no call acts on a container still frozen while start-up is never delayed.
 /// </summary>
-public sealed class CheckpointRecovery(StatePaths paths, RuntimeHandlers handlers, ILogger<CheckpointRecovery> logger)
+public sealed class CheckpointRecovery(
+    StatePaths paths,
+    RuntimeHandlers handlers,
+    ContainerService containers,
+    RecordStore<ContainerRecord> records,
+    ContainerEventPublisher events,
+    ILogger<CheckpointRecovery> logger)
 {
-    public async Task RecoverAsync(CancellationToken cancellationToken)
+    /// <summary>ContainerStatus.reason of a container that an interrupted checkpoint left frozen and that could not be thawed.</summary>
+    public const string FrozenReason = "Frozen";
+
+    private const int ResumeAttempts = 5;
+
+    /// <summary>Before serving: finds the interrupted checkpoints and locks their containers; leftovers without a marker go.</summary>
+    public async Task<List<InterruptedCheckpoints>> LockInterruptedAsync(CancellationToken cancellationToken)
     {
-        if (!Directory.Exists(paths.Checkpoints)) return;
-        foreach (string workDir in Directory.EnumerateDirectories(paths.Checkpoints))
+        var byContainer = new Dictionary<string, List<(string, CheckpointInFlight)>>();
+        if (Directory.Exists(paths.Checkpoints))
         {
-            string marker = Path.Combine(workDir, CheckpointPipeline.InFlightFile);
-            try
+            foreach (string workDir in Directory.EnumerateDirectories(paths.Checkpoints))
             {
-                if (File.Exists(marker) &&
-                    JsonSerializer.Deserialize(File.ReadAllBytes(marker), CheckpointJson.Default.CheckpointInFlight) is { } inFlight)
+                if (ReadMarker(workDir) is { } inFlight)
                 {
-                    await FinishOrphansAsync(workDir, inFlight.Deadline, cancellationToken);
-                    if (handlers.TryGet(inFlight.RuntimeHandler, out var runtime))
-                    {
-                        await runtime.ResumeAsync(inFlight.ContainerId, cancellationToken);
-                    }
-                    File.Delete(inFlight.TempArchive);
-                    logger.LogWarning("cleaned up the checkpoint of container {Id} that was interrupted by a daemon restart", inFlight.ContainerId);
+                    if (!byContainer.TryGetValue(inFlight.ContainerId, out var list)) byContainer[inFlight.ContainerId] = list = [];
+                    list.Add((workDir, inFlight));
+                }
+                else
+                {
+                    Directory.Delete(workDir, recursive: true);
                 }
             }
-            catch (Exception e) when (e is IOException or JsonException or Exec.ExternalCommandException)
-            {
-                logger.LogError("could not clean up interrupted checkpoint {Dir}: {Error}", workDir, e.Message);
-            }
-            Directory.Delete(workDir, recursive: true);
         }
+        var interrupted = new List<InterruptedCheckpoints>(byContainer.Count);
+        foreach (var (id, checkpoints) in byContainer)
+        {
+            interrupted.Add(new InterruptedCheckpoints(id, checkpoints, await containers.LockAsync(id, cancellationToken)));
+        }
+        return interrupted;
+    }
+
+    private CheckpointInFlight? ReadMarker(string workDir)
+    {
+        string marker = Path.Combine(workDir, CheckpointPipeline.InFlightFile);
+        try
+        {
+            return File.Exists(marker) ? JsonSerializer.Deserialize(File.ReadAllBytes(marker), CheckpointJson.Default.CheckpointInFlight) : null;
+        }
+        catch (Exception e) when (e is IOException or JsonException)
+        {
+            logger.LogError("discarding unreadable checkpoint marker {Marker}: {Error}", marker, e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// In the background: each container's checkpoints are undone and its lock released, whatever
+    /// happens. Stopping the daemon leaves the markers, so the next start finishes the work.
+    /// </summary>
+    public Task RecoverAsync(List<InterruptedCheckpoints> interrupted, CancellationToken stopping) =>
+        Task.WhenAll(interrupted.Select(container => Task.Run(() => RecoverContainerAsync(container, stopping), CancellationToken.None)));
+
+    private async Task RecoverContainerAsync(InterruptedCheckpoints container, CancellationToken stopping)
+    {
+        using var _ = container.Lock;
+        try
+        {
+            foreach (var (workDir, inFlight) in container.Checkpoints)
+            {
+                await FinishOrphansAsync(workDir, inFlight.Deadline, stopping);
+                File.Delete(inFlight.TempArchive);
+            }
+            var record = records.Get(container.ContainerId);
+            // A container removed, or whose process is gone (a reboot), has nothing left to thaw.
+            if (record is not null && record.IsInitAlive() && !await ResumeAsync(record, container.Checkpoints[0].InFlight.RuntimeHandler, stopping))
+            {
+                return; // The markers stay: the next start tries again.
+            }
+            foreach (var (workDir, _) in container.Checkpoints) Directory.Delete(workDir, recursive: true);
+            logger.LogWarning("cleaned up the checkpoint of container {Id} that was interrupted by a daemon restart", container.ContainerId);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            logger.LogError("could not clean up the interrupted checkpoint of container {Id}: {Error}", container.ContainerId, e.Message);
+        }
+    }
+
+    /// <summary>Thaws the container, retrying a failing resume; one still frozen after that is reported, not forgotten.</summary>
+    private async Task<bool> ResumeAsync(ContainerRecord record, string handler, CancellationToken stopping)
+    {
+        if (!handlers.TryGet(handler, out var runtime))
+        {
+            ReportFrozen(record, $"its runtime handler \"{handler}\" is no longer configured");
+            return false;
+        }
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await runtime.ResumeAsync(record.Id, stopping);
+                break;
+            }
+            catch (ExternalCommandException e) when (attempt < ResumeAttempts)
+            {
+                logger.LogWarning("resuming container {Id} after its interrupted checkpoint failed (attempt {Attempt}): {Error}", record.Id, attempt, e.Message);
+                await Task.Delay(TimeSpan.FromSeconds(attempt), stopping);
+            }
+            catch (ExternalCommandException e)
+            {
+                ReportFrozen(record, e.Message);
+                return false;
+            }
+        }
+        if (record.Reason == FrozenReason) SetReason(record, "", "");
+        return true;
+    }
+
+    private void ReportFrozen(ContainerRecord record, string why)
+    {
+        logger.LogError("container {Id} stays frozen: an interrupted checkpoint froze it and it cannot be resumed: {Why}", record.Id, why);
+        SetReason(record, FrozenReason, $"an interrupted checkpoint left the container frozen and resuming it failed: {why}");
+    }
+
+    /// <summary>
+    /// Sent as a CREATED event, which the kubelet's evented PLEG takes as a status update without a
+    /// lifecycle transition: the container did not stop, it only cannot run.
+    /// </summary>
+    private void SetReason(ContainerRecord record, string reason, string message)
+    {
+        record.Reason = reason;
+        record.Message = message;
+        records.Save(record);
+        events.Publish(ContainerEventType.ContainerCreatedEvent, record.Id, record.PodId);
     }
 
     /// <summary>

@@ -46,6 +46,10 @@ public static class DaemonHost
             grpc.MaxSendMessageSize = 16 * 1024 * 1024;
             grpc.EnableDetailedErrors = false;
         });
+        // SIGTERM gives in-flight calls this long, then cancels them: a StopContainer waiting out a long grace
+        // period must not hold the daemon up. Each such call is safe to repeat after the restart, as the
+        // kubelet does (a checkpoint cut short is undone by CheckpointRecovery).
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = ShutdownGrace);
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton<RuntimeHandlers>();
         builder.Services.AddSingleton<ComponentProbe>();
@@ -65,16 +69,21 @@ public static class DaemonHost
 
         var logger = app.Services.GetRequiredService<ILogger<CriShimConfig>>();
         var probe = app.Services.GetRequiredService<ComponentProbe>();
-        // Before serving: a checkpoint cut short by a crash must not leave its container frozen.
-        await app.Services.GetRequiredService<CheckpointRecovery>().RecoverAsync(CancellationToken.None);
+        // A checkpoint cut short by a crash must not leave its container frozen: its container is locked
+        // before serving and thawed after, as waiting out an orphaned CRIU dump must not delay the socket.
+        var recovery = app.Services.GetRequiredService<CheckpointRecovery>();
+        var interrupted = await recovery.LockInterruptedAsync(CancellationToken.None);
         await app.StartAsync();
         socket.RestrictPermissions();
         _ = probe.RunAsync(app.Lifetime.ApplicationStopping);
+        _ = recovery.RecoverAsync(interrupted, app.Lifetime.ApplicationStopping);
         logger.LogInformation("crishim {Version} serving CRI v1 on unix://{Socket}", RuntimeStatusService.RuntimeVersion, config.Server.Socket);
         await app.WaitForShutdownAsync();
         logger.LogInformation("crishim stopped");
         return 0;
     }
+
+    private static readonly TimeSpan ShutdownGrace = TimeSpan.FromSeconds(3);
 
     private static LogLevel ParseLevel(string level) => level switch
     {
