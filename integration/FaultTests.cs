@@ -168,4 +168,49 @@ public class FaultTests(RegistryFixture registry)
             dirs.Delete();
         }
     }
+
+    [Fact]
+    public async Task AnInterruptedCheckpointIsUndoneAfterTheSocketServesWithItsContainerLockedMeanwhile()
+    {
+        var dirs = DaemonDirs.Create();
+        System.Diagnostics.Process? orphan = null;
+        try
+        {
+            string podId, id;
+            await using (var first = await Daemon.StartAsync(dirs))
+            {
+                (_, podId, id) = await StartSleeperAsync(first, "checkpoint-recovery");
+                await first.KillAsync();
+            }
+            // What a daemon killed mid-checkpoint leaves: the container frozen, the in-flight marker, and a
+            // runtime process still dumping into the work dir (its command line names it) with minutes to go.
+            string runcRoot = Path.Combine(dirs.RunRoot, "runc");
+            HostCommand.Output("runc", "--root", runcRoot, "pause", id);
+            string workDir = Path.Combine(dirs.Root, "checkpoints", $"{id}-interrupted");
+            Directory.CreateDirectory(workDir);
+            File.WriteAllText(Path.Combine(workDir, "inflight.json"),
+                $$"""{"containerId":"{{id}}","runtimeHandler":"runc","tempArchive":"{{Path.Combine(dirs.Base, "archive.tar.tmp")}}","deadline":"{{DateTimeOffset.UtcNow.AddMinutes(10):O}}"}""");
+            orphan = System.Diagnostics.Process.Start("sh", ["-c", "sleep 600", workDir])!;
+
+            await using var second = await Daemon.StartAsync(dirs);
+            Assert.Equal(ContainerState.ContainerRunning, (await second.StatusAsync(id)).State);
+            // Locked while it is recovered: no call acts on the frozen container.
+            var locked = await Assert.ThrowsAsync<RpcException>(() => second.Runtime.UpdateContainerResourcesAsync(new UpdateContainerResourcesRequest
+            {
+                ContainerId = id, Linux = new LinuxContainerResources { CpuShares = 512 },
+            }, deadline: DateTime.UtcNow.AddSeconds(2)).ResponseAsync);
+            Assert.Equal(StatusCode.DeadlineExceeded, locked.StatusCode);
+
+            orphan.Kill();
+            await Cri.WaitUntilAsync(() => Task.FromResult(!Directory.Exists(workDir)), TimeSpan.FromSeconds(20), "the recovery to finish");
+            Assert.Contains("\"status\": \"running\"", HostCommand.Output("runc", "--root", runcRoot, "state", id));
+            await TearDownWithinDeadlinesAsync(second, podId, id);
+        }
+        finally
+        {
+            orphan?.Kill();
+            orphan?.Dispose();
+            dirs.Delete();
+        }
+    }
 }
