@@ -280,6 +280,9 @@ public class CheckpointTests(RegistryFixture registry)
         }
         await using (var second = await Daemon.StartAsync(dirs, Config))
         {
+            // The recovery runs once the socket serves: the container is thawed when its work dir is gone.
+            await Cri.WaitUntilAsync(() => Task.FromResult(Directory.GetDirectories(Path.Combine(dirs.Root, "checkpoints")).Length == 0),
+                TimeSpan.FromMinutes(2), "the interrupted checkpoint to be undone");
             await AssertRunningAndCountingAsync(second, id);
             Assert.False(File.Exists(location));
             Assert.Empty(Directory.GetFileSystemEntries(dir));
