@@ -177,13 +177,21 @@ public sealed class CheckpointPipeline(
             foreach (var capture in captures)
             {
                 phase.Enter($"writing the archive of container {capture.Record.Id}");
-                using var archive = CheckpointArchive.Create(capture.Location, capture.TempArchive);
-                WriteArchive(archive, capture, token);
-                phase.Enter($"syncing the archive of container {capture.Record.Id} to disk");
-                token.ThrowIfCancellationRequested();
-                long bytes = archive.BytesWritten;
-                archive.Commit();
-                results.Add(new CheckpointResult(capture.Record.Id, capture.Location, bytes, total.Elapsed, frozen.Elapsed));
+                try
+                {
+                    using var archive = CheckpointArchive.Create(capture.Location, capture.TempArchive);
+                    WriteArchive(archive, capture, token);
+                    phase.Enter($"syncing the archive of container {capture.Record.Id} to disk");
+                    token.ThrowIfCancellationRequested();
+                    long bytes = archive.BytesWritten;
+                    archive.Commit();
+                    results.Add(new CheckpointResult(capture.Record.Id, capture.Location, bytes, total.Elapsed, frozen.Elapsed));
+                }
+                catch (IOException e) when (IsOutOfSpace(e))
+                {
+                    // The free-space check is an estimate (the log, for one, is not in it), and others write too.
+                    throw new InsufficientSpaceException($"ran out of space at {capture.Location} while {phase.Current}: {e.Message}");
+                }
             }
             return results;
         }
@@ -214,6 +222,9 @@ public sealed class CheckpointPipeline(
             }
         }
     }
+
+    /// <summary>.NET puts the errno of an unmapped I/O error in HResult: ENOSPC (28) or EDQUOT (122).</summary>
+    private static bool IsOutOfSpace(IOException e) => e.HResult is 28 or 122;
 
     private OciRuntime RuntimeOf(ContainerRecord record) =>
         handlers.TryGet(record.RuntimeHandler, out var runtime) ? runtime
@@ -346,13 +357,12 @@ public sealed class CheckpointPipeline(
         }
         catch (ExternalCommandException e)
         {
+            string log = Path.Combine(capture.WorkDir, "dump.log");
+            string excerpt = File.Exists(log) ? Criu.DumpLogExcerpt(File.ReadLines(log)) : "";
             throw new InvalidOperationException(
-                $"CRIU could not dump container {capture.Record.Id}: {LastLines(Path.Combine(capture.WorkDir, "dump.log"), 10) ?? e.StandardError.Trim()}");
+                $"CRIU could not dump container {capture.Record.Id}: {(excerpt.Length > 0 ? excerpt : e.StandardError.Trim())}");
         }
     }
-
-    private static string? LastLines(string path, int count) =>
-        File.Exists(path) ? string.Join('\n', File.ReadLines(path).Where(l => l.Length > 0).TakeLast(count)) : null;
 
     private static List<string> MountDestinations(JsonObject spec) =>
         spec["mounts"]?.AsArray().Select(m => m?["destination"]?.GetValue<string>() ?? "").Where(d => d.Length > 0).ToList() ?? [];
@@ -371,7 +381,8 @@ public sealed class CheckpointPipeline(
             string path = Path.Combine(capture.WorkDir, name);
             if (File.Exists(path)) archive.AddFile(path, name, token);
         }
-        if (File.Exists(record.LogPath)) archive.AddFile(record.LogPath, "container.log", token);
+        // The container keeps logging while its archive is written: a snapshot of the size the header declares.
+        if (File.Exists(record.LogPath)) archive.AddFileSnapshot(record.LogPath, "container.log", token);
     }
 
     /// <summary>The container's bind mounts minus the ones every container gets.</summary>
