@@ -206,6 +206,45 @@ public class CheckpointHardeningTests(RegistryFixture registry)
         }
     }
 
+    [Fact]
+    public async Task StatusReportsACriuKnownToFailOnTheRunningKernel()
+    {
+        // A CRIU that says it is 4.1.1 and passes `criu check`: on Linux >= 6.16 it cannot dump sockets (criu#2705).
+        string fake = Path.Combine(TempDir("crishim-fake-criu-"), "criu");
+        File.WriteAllText(fake, "#!/bin/sh\ncase \"$1\" in --version) echo 'Version: 4.1.1' ;; check) echo 'Looks good.' ;; esac\n");
+        File.SetUnixFileMode(fake, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        await using var daemon = await Daemon.StartAsync(configToml: $"[checkpoint]\ncriu = \"{fake}\"\n");
+
+        var status = await daemon.Runtime.StatusAsync(new StatusRequest { Verbose = true });
+
+        var kernel = Version.Parse(string.Join('.', File.ReadAllText("/proc/sys/kernel/osrelease").Split('.', '-').Take(2)));
+        var condition = Assert.Single(status.Status.Conditions, c => c.Type == "CheckpointReady");
+        using var criu = System.Text.Json.JsonDocument.Parse(status.Info["criu"]);
+        string knownProblem = criu.RootElement.GetProperty("knownProblem").GetString()!;
+        if (kernel < new Version(6, 16))
+        {
+            Assert.True(condition.Status, condition.Message);
+            Assert.Empty(knownProblem);
+        }
+        else
+        {
+            Assert.False(condition.Status);
+            Assert.Equal("CriuKnownToFailOnThisKernel", condition.Reason);
+            Assert.Contains("criu#2705", condition.Message);
+            Assert.Equal(condition.Message, knownProblem);
+            Assert.Contains("criu#2705", daemon.Output);
+        }
+        Directory.Delete(Path.GetDirectoryName(fake)!, true);
+    }
+
+    [Fact]
+    public async Task StatusSaysTheInstalledCriuCanCheckpoint()
+    {
+        await using var daemon = await Daemon.StartAsync();
+        var condition = Assert.Single((await daemon.Runtime.StatusAsync(new StatusRequest())).Status.Conditions, c => c.Type == "CheckpointReady");
+        Assert.True(condition.Status, $"{condition.Reason}: {condition.Message}");
+    }
+
     private static ulong UsedBytes(string path)
     {
         var drive = new DriveInfo(path);
