@@ -177,21 +177,13 @@ public sealed class CheckpointPipeline(
             foreach (var capture in captures)
             {
                 phase.Enter($"writing the archive of container {capture.Record.Id}");
-                try
-                {
-                    using var archive = CheckpointArchive.Create(capture.Location, capture.TempArchive);
-                    WriteArchive(archive, capture, token);
-                    phase.Enter($"syncing the archive of container {capture.Record.Id} to disk");
-                    token.ThrowIfCancellationRequested();
-                    long bytes = archive.BytesWritten;
-                    archive.Commit();
-                    results.Add(new CheckpointResult(capture.Record.Id, capture.Location, bytes, total.Elapsed, frozen.Elapsed));
-                }
-                catch (IOException e) when (IsOutOfSpace(e))
-                {
-                    // The free-space check is an estimate (the log, for one, is not in it), and others write too.
-                    throw new InsufficientSpaceException($"ran out of space at {capture.Location} while {phase.Current}: {e.Message}");
-                }
+                using var archive = CheckpointArchive.Create(capture.Location, capture.TempArchive);
+                WriteArchive(archive, capture, token);
+                phase.Enter($"syncing the archive of container {capture.Record.Id} to disk");
+                token.ThrowIfCancellationRequested();
+                long bytes = archive.BytesWritten;
+                archive.Commit();
+                results.Add(new CheckpointResult(capture.Record.Id, capture.Location, bytes, total.Elapsed, frozen.Elapsed));
             }
             return results;
         }
@@ -211,6 +203,8 @@ public sealed class CheckpointPipeline(
                         subject, frozen.Elapsed.TotalSeconds, window.Exception is { } error ? $" ({error.GetBaseException().Message})" : "");
                 }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
             }
+            // The free-space check is an estimate (the container log, for one, is not in it), and others write too.
+            if (e is IOException io && IsOutOfSpace(io)) throw new InsufficientSpaceException($"ran out of space while {phase.Current}: {e.Message}");
             throw;
         }
         finally
