@@ -11,12 +11,14 @@
 #   2. /var/cache/crishim/debs/busybox_*.deb (+ busybox.deb symlink): the
 #      dynamic busybox package, downloaded but NOT installed (it conflicts with
 #      busybox-static); the test-image builder unpacks it with dpkg-deb -x.
-#   3. CRIU 4.x from Debian 13 (trixie). Debian 12's CRIU 3.17 fails on recent
-#      kernels (vDSO error). Trixie is added as an apt source pinned to -1, so
-#      nothing from it is ever installed by apt by default. The trixie criu .deb
-#      and the .debs of its whole shared-library dependency closure (including
-#      trixie's libc6 and ld-linux loader) are unpacked with dpkg-deb -x into a
-#      private prefix (/opt/crishim/criu). The prefix's criu binary gets its ELF
+#   3. CRIU 4.2.x from Debian forky (testing). Debian 12's CRIU 3.17 fails on
+#      recent kernels (vDSO error), and trixie's CRIU 4.1.1 cannot dump a socket
+#      on Linux >= 6.16 ("sockets: Can't get 1:16 opt", criu#2705, fixed in
+#      CRIU 4.2). Forky (like trixie for step 4) is added as an apt source
+#      pinned to -1, so nothing from it is ever installed by apt by default. The
+#      forky criu .deb and the .debs of its whole shared-library dependency
+#      closure (including forky's libc6 and ld-linux loader) are unpacked with
+#      dpkg-deb -x into a private prefix (/opt/crishim/criu). The prefix's criu binary gets its ELF
 #      interpreter and RPATH rewritten (patchelf) to point into the prefix, so it
 #      never touches the system libc and /proc/self/exe is the real criu binary.
 #      /usr/local/bin/criu is a tiny wrapper that sets CRIU_FAULT=130 (hardware
@@ -27,7 +29,9 @@
 #      work with it; /usr/bin/crun is left alone. Trixie's crun dlopen()s
 #      libcriu.so.2 (libcriu2 is only a Recommends), so the closure is computed
 #      from crun + libcriu2, pruning libcriu2's dependency on the criu package
-#      (the criu binary is the one from step 3). The entry point for runtime
+#      (the criu binary is the one from step 3: libcriu only speaks CRIU's
+#      stable RPC protocol to `criu swrk`, so trixie's libcriu drives forky's
+#      CRIU). The entry point for runtime
 #      handlers is /opt/crishim/crun/bin/crun, a tiny wrapper that puts
 #      /usr/local/bin first in PATH (libcriu execs `criu swrk` from PATH, i.e.
 #      the step-3 wrapper, which sets CRIU_FAULT) and execs the patched crun.
@@ -68,9 +72,10 @@ CRIU_FAULT_DEFAULT=130
 CRUN_PREFIX=${CRISHIM_CRUN_PREFIX:-/opt/crishim/crun}
 CRUN_ENTRY=$CRUN_PREFIX/bin/crun
 
-# Private prefixes built from Debian 13 .debs, in build order (crun's entry
+# Private prefixes built from newer Debian .debs, in build order (crun's entry
 # point relies on the criu wrapper). Per prefix:
 #   DIR      the prefix                  DEBS     where its .debs are downloaded
+#   SUITE    the Debian suite (in SUITES) its closure is taken from
 #   MODE     patchelf | ldso             REV      bump when the way it is built
 #                                                 changes: forces a rebuild
 #   ROOTS    packages whose Depends/Pre-Depends closure is unpacked
@@ -83,9 +88,10 @@ CRUN_ENTRY=$CRUN_PREFIX/bin/crun
 #   SELFTEST function run after a (re)build (optional)
 PREFIXES=(criu crun)
 declare -A PFX_DIR=(     [criu]=$CRIU_PREFIX                [crun]=$CRUN_PREFIX )
-declare -A PFX_DEBS=(    [criu]=$DEB_DIR/criu-trixie        [crun]=$DEB_DIR/crun-trixie )
+declare -A PFX_SUITE=(   [criu]=forky                       [crun]=trixie )
+declare -A PFX_DEBS=(    [criu]=$DEB_DIR/criu-forky         [crun]=$DEB_DIR/crun-trixie )
 declare -A PFX_MODE=(    [criu]=$CRIU_MODE                  [crun]=patchelf )
-declare -A PFX_REV=(     [criu]=1                           [crun]=1 )
+declare -A PFX_REV=(     [criu]=2                           [crun]=1 )
 declare -A PFX_ROOTS=(   [criu]=criu                        [crun]="crun libcriu2" )
 declare -A PFX_PRUNE=(   [criu]=""                          [crun]=criu )
 declare -A PFX_BIN=(     [criu]=usr/sbin/criu               [crun]=usr/bin/crun )
@@ -95,8 +101,16 @@ declare -A PFX_ENV=(     [criu]=criu_wrapper_env            [crun]=crun_wrapper_
 declare -A PFX_CHECK=(   [criu]='^Version: '                [crun]='[+]CRIU' )
 declare -A PFX_SELFTEST=([criu]=criu_selftest               [crun]="" )
 
-TRIXIE_SOURCES=/etc/apt/sources.list.d/crishim-trixie.sources
-TRIXIE_PREFS=/etc/apt/preferences.d/crishim-trixie
+# Debian suites added as apt sources (pinned to -1) for the prefixes, with
+# what they are used for and whether apt checks their Release file's
+# Valid-Until. Forky (testing) is not signed for long and its mirror copy here
+# can be past it; its packages are fetched by exact version anyway.
+SUITES=(trixie forky)
+declare -A SUITE_NAME=(        [trixie]="Debian 13"     [forky]="Debian forky (testing)" )
+declare -A SUITE_USE=(         [trixie]="crun"          [forky]="CRIU" )
+declare -A SUITE_VALID_UNTIL=( [trixie]=yes             [forky]=no )
+suite_sources_path() { printf '/etc/apt/sources.list.d/crishim-%s.sources' "$1"; }
+suite_prefs_path()   { printf '/etc/apt/preferences.d/crishim-%s' "$1"; }
 FORCE=${CRISHIM_DEPS_FORCE:-0}
 
 export DEBIAN_FRONTEND=noninteractive
@@ -110,26 +124,28 @@ die()  { printf 'deps: ERROR: %s\n' "$*" >&2; exit 1; }
 # ---------------------------------------------------------------------------
 # Expected file contents
 # ---------------------------------------------------------------------------
-trixie_sources_content() {
-  cat <<'EOF'
-# Added by CriShim scripts/deps.sh: Debian 13 is used ONLY to fetch CRIU and
-# crun and their library closures into private prefixes (/opt/crishim/criu,
-# /opt/crishim/crun). Pinned to -1 in /etc/apt/preferences.d/crishim-trixie,
+suite_sources_content() {
+  local suite=$1
+  cat <<EOF
+# Added by CriShim scripts/deps.sh: ${SUITE_NAME[$suite]} is used ONLY to fetch
+# ${SUITE_USE[$suite]} and its library closure into a private prefix under /opt/crishim.
+# Pinned to -1 in $(suite_prefs_path "$suite"),
 # so apt never installs from it.
 Types: deb
 URIs: http://deb.debian.org/debian
-Suites: trixie
+Suites: $suite
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
+  [[ ${SUITE_VALID_UNTIL[$suite]} == yes ]] || echo "Check-Valid-Until: no"
 }
 
-trixie_prefs_content() {
-  cat <<'EOF'
-# Added by CriShim scripts/deps.sh: never install anything from Debian 13 by
-# default (packages are only fetched with `apt-get download pkg=version`).
+suite_prefs_content() {
+  cat <<EOF
+# Added by CriShim scripts/deps.sh: never install anything from ${SUITE_NAME[$1]} by
+# default (packages are only fetched with \`apt-get download pkg=version\`).
 Package: *
-Pin: release n=trixie
+Pin: release n=$1
 Pin-Priority: -1
 EOF
 }
@@ -171,7 +187,7 @@ wrapper_content() {
   [[ $name == criu ]] && label=CRIU
   cat <<EOF
 #!/bin/sh
-# Installed by CriShim scripts/deps.sh (mode: $mode). Runs Debian 13's $label
+# Installed by CriShim scripts/deps.sh (mode: $mode). Runs ${SUITE_NAME[${PFX_SUITE[$name]}]}'s $label
 # from the private prefix $prefix, fully isolated from the system libc.
 $("${PFX_ENV[$name]}")
 $exec_line
@@ -247,8 +263,12 @@ busybox_deb_ok() {
   return 1
 }
 
-trixie_apt_ok() {
-  file_is "$TRIXIE_SOURCES" "$(trixie_sources_content)" && file_is "$TRIXIE_PREFS" "$(trixie_prefs_content)"
+suites_apt_ok() {
+  local suite
+  for suite in "${SUITES[@]}"; do
+    file_is "$(suite_sources_path "$suite")" "$(suite_sources_content "$suite")" \
+      && file_is "$(suite_prefs_path "$suite")" "$(suite_prefs_content "$suite")" || return 1
+  done
 }
 
 # prefix_ok NAME: the prefix was completely built the current way.
@@ -277,16 +297,20 @@ apt_update_once() {
   APT_UPDATED=1
 }
 
-setup_trixie_apt() {
-  if ! file_is "$TRIXIE_SOURCES" "$(trixie_sources_content)"; then
-    log "adding Debian 13 (trixie) apt source $TRIXIE_SOURCES"
-    write_file "$TRIXIE_SOURCES" "$(trixie_sources_content)"
-    APT_UPDATED=0
-  fi
-  if ! file_is "$TRIXIE_PREFS" "$(trixie_prefs_content)"; then
-    log "pinning trixie to -1 in $TRIXIE_PREFS"
-    write_file "$TRIXIE_PREFS" "$(trixie_prefs_content)"
-  fi
+setup_suites_apt() {
+  local suite sources prefs
+  for suite in "${SUITES[@]}"; do
+    sources=$(suite_sources_path "$suite") prefs=$(suite_prefs_path "$suite")
+    if ! file_is "$sources" "$(suite_sources_content "$suite")"; then
+      log "adding ${SUITE_NAME[$suite]} ($suite) apt source $sources"
+      write_file "$sources" "$(suite_sources_content "$suite")"
+      APT_UPDATED=0
+    fi
+    if ! file_is "$prefs" "$(suite_prefs_content "$suite")"; then
+      log "pinning $suite to -1 in $prefs"
+      write_file "$prefs" "$(suite_prefs_content "$suite")"
+    fi
+  done
 }
 
 install_packages() {
@@ -318,7 +342,7 @@ fetch_busybox_deb() {
   mkdir -p "$DEB_DIR"
   rm -f "$DEB_DIR"/busybox_*.deb "$DEB_DIR/busybox.deb"
   log "apt-get download busybox -> $DEB_DIR (not installed)"
-  # Candidate comes from bookworm (trixie is pinned to -1).
+  # Candidate comes from bookworm (the added suites are pinned to -1).
   (cd "$DEB_DIR" && apt-get "${APT_OPTS[@]}" download busybox >&2)
   local f found=""
   for f in "$DEB_DIR"/busybox_*.deb; do [[ -f $f ]] && found=$f; done
@@ -327,15 +351,15 @@ fetch_busybox_deb() {
   ln -sfn "$(basename "$found")" "$DEB_DIR/busybox.deb"
 }
 
-# closure_packages "PRUNE..." ROOT...: package names of the trixie dependency
-# closure of the ROOTs (Depends + Pre-Depends, recursively, all alternatives
+# closure_packages SUITE "PRUNE..." ROOT...: package names of the SUITE
+# dependency closure of the ROOTs (Depends + Pre-Depends, recursively, all alternatives
 # and providers of virtual packages; no Recommends/Suggests). PRUNE packages
 # are left out and not recursed into. One `apt-cache depends --recurse` call
 # (apt-cache rebuilds its cache on every call here, several seconds each); its
 # output is read as a graph and walked from the ROOTs in awk.
 closure_packages() {
-  local prune=$1; shift
-  apt-cache -t trixie depends --recurse --no-recommends --no-suggests \
+  local suite=$1 prune=$2; shift 2
+  apt-cache -t "$suite" depends --recurse --no-recommends --no-suggests \
       --no-conflicts --no-breaks --no-replaces --no-enhances "$@" \
     | awk -v roots="$*" -v prune="$prune" '
         /^[^ ]/                        { node = $1; next }          # "pkg" / "<virtual>"
@@ -354,26 +378,26 @@ closure_packages() {
     | grep -E '^[a-z0-9][a-z0-9+.-]*$' | sort -u
 }
 
-# closure_specs NAME: prints pkg=version (trixie, native arch) for the closure
-# of PFX_ROOTS[NAME] minus PFX_PRUNE[NAME].
+# closure_specs NAME: prints pkg=version (PFX_SUITE[NAME], native arch) for
+# the closure of PFX_ROOTS[NAME] minus PFX_PRUNE[NAME].
 closure_specs() {
-  local name=$1 arch
+  local name=$1 suite=${PFX_SUITE[$1]} arch
   arch=$(dpkg --print-architecture)
   local -a roots closure
   read -ra roots <<<"${PFX_ROOTS[$name]}"
-  mapfile -t closure < <(closure_packages "${PFX_PRUNE[$name]}" "${roots[@]}")
-  [[ ${#closure[@]} -gt 0 ]] || die "apt-cache could not compute the dependency closure of ${roots[*]} (trixie)"
-  # One madison call for all packages; keep the trixie version for our arch.
+  mapfile -t closure < <(closure_packages "$suite" "${PFX_PRUNE[$name]}" "${roots[@]}")
+  [[ ${#closure[@]} -gt 0 ]] || die "apt-cache could not compute the dependency closure of ${roots[*]} ($suite)"
+  # One madison call for all packages; keep the $suite version for our arch.
   local specs
-  specs=$(apt-cache madison "${closure[@]}" | awk -F'|' -v arch="$arch" '
+  specs=$(apt-cache madison "${closure[@]}" | awk -F'|' -v arch="$arch" -v suite="$suite" '
     { gsub(/^ +| +$/, "", $1); gsub(/^ +| +$/, "", $2) }
-    $3 ~ (" trixie/main " arch " Packages") && !seen[$1]++ { print $1 "=" $2 }')
+    $3 ~ (" " suite "/main " arch " Packages") && !seen[$1]++ { print $1 "=" $2 }')
   local p
   for p in "${closure[@]}"; do
-    grep -q "^$p=" <<<"$specs" || warn "closure package $p has no trixie/$arch version; skipped"
+    grep -q "^$p=" <<<"$specs" || warn "closure package $p has no $suite/$arch version; skipped"
   done
   for p in "${roots[@]}"; do
-    grep -q "^$p=" <<<"$specs" || die "$p not found in trixie (is $TRIXIE_SOURCES working?)"
+    grep -q "^$p=" <<<"$specs" || die "$p not found in $suite (is $(suite_sources_path "$suite") working?)"
   done
   printf '%s\n' "$specs"
 }
@@ -410,7 +434,7 @@ build_prefix() {
   specs_text=$(closure_specs "$name")   # plain assignment: a die inside aborts the script
   local -a specs
   mapfile -t specs <<<"$specs_text"
-  log "$name closure from trixie (${#specs[@]} packages): ${specs[*]}"
+  log "$name closure from ${PFX_SUITE[$name]} (${#specs[@]} packages): ${specs[*]}"
 
   rm -rf "$debs"
   mkdir -p "$debs"
@@ -475,6 +499,7 @@ build_prefix() {
   {
     stamp_first_line "$name"; echo
     echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "suite=${PFX_SUITE[$name]}"
     echo "loader=$loader"
     echo "library_path=$libpath"
     printf 'deb=%s\n' "${specs[@]}"
@@ -579,7 +604,7 @@ done
 if [[ $FORCE != 1 ]]; then
   check_packages && pkgs_ok=1
   busybox_deb_ok && bb_ok=1
-  trixie_apt_ok && apt_ok=1
+  suites_apt_ok && apt_ok=1
 else
   check_packages || true
   MISSING_PACKAGES=("${APT_PACKAGES[@]}")
@@ -591,7 +616,7 @@ if [[ $pkgs_ok$bb_ok$apt_ok$all_pfx_ok == 1111 ]]; then
   exit 0
 fi
 
-setup_trixie_apt
+setup_suites_apt
 [[ $pkgs_ok -eq 1 ]] || install_packages
 [[ $bb_ok -eq 1 ]] || fetch_busybox_deb
 for p in "${PREFIXES[@]}"; do

@@ -7,8 +7,13 @@ public readonly record struct LinkStatus(uint Mode, ulong Inode, ulong Device, u
 {
     private const uint FileTypeMask = 0xF000; // S_IFMT
     private const uint DirectoryType = 0x4000; // S_IFDIR
+    private const uint RegularFileType = 0x8000; // S_IFREG
+    private const uint SymbolicLinkType = 0xA000; // S_IFLNK
 
     public bool IsDirectory => (Mode & FileTypeMask) == DirectoryType;
+
+    /// <summary>A socket, fifo or device node: none of a regular file, a directory or a symbolic link.</summary>
+    public bool IsSpecial => (Mode & FileTypeMask) is not (RegularFileType or DirectoryType or SymbolicLinkType);
 
     /// <summary>The path's status, or null when it no longer exists.</summary>
     public static unsafe LinkStatus? Of(string path)

@@ -60,6 +60,81 @@ public class CriuTests
         Assert.Equal(number, parsed.Value.Number);
     }
 
+    [Theory]
+    [InlineData(40101, "6.18.44-fc-v1272", true)]
+    [InlineData(40101, "6.16.0", true)]
+    [InlineData(31701, "7.0.1-arch1", true)]
+    [InlineData(40101, "6.15.11", false)]
+    [InlineData(40101, "6.1.0-27-amd64", false)]
+    [InlineData(40200, "6.18.44", false)]
+    [InlineData(40201, "6.16.3", false)]
+    [InlineData(50000, "7.2.0", false)]
+    [InlineData(40101, "not-a-release", false)]
+    public void CriuBefore42IsKnownToFailOnLinux616AndLater(int criuVersion, string kernelRelease, bool fails)
+    {
+        string? problem = Criu.KnownKernelProblem(criuVersion, kernelRelease);
+        Assert.Equal(fails, problem is not null);
+        if (problem is null) return;
+        Assert.Contains("criu#2705", problem);
+        Assert.Contains(kernelRelease, problem);
+        Assert.Contains($"CRIU {criuVersion / 10000}.{criuVersion / 100 % 100}.{criuVersion % 100} ", problem);
+    }
+
+    /// <summary>The shape of a real dump.log: CRIU 4.1.1 dumping a process holding a TCP socket on Linux 6.18 (criu#2705).</summary>
+    private const string FailedDumpLog = """
+        (00.000000) CRIU run id = c54a0ebf-26c9-495b-9175-62b25a261581
+        (00.000077) Version: 4.1.1 (gitid 0)
+        (00.000107) Running on vm Linux 6.18.44-fc-v1272 #1 SMP PREEMPT_DYNAMIC @0 x86_64
+        (00.176395) Dumping processes (pid: 11908 comm: busybox)
+        (00.176452) Error (criu/util.c:1533): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted
+        (00.176512) Running pre-dump scripts
+        (00.211600) 11908 fdinfo 3: pos:                0 flags:                2/0x1
+        (00.211611) sockets: Searching for socket 0xa5b6 family 10
+        (00.211638) Error (criu/sockets.c:628): sockets: Can't get 1:16 opt: Operation not supported
+        (00.211642) Error (criu/sockets.c:628): sockets: Can't get 1:34 opt: Operation not supported
+        (00.211657) sockets: No filter for socket
+        (00.211667) ----------------------------------------
+        (00.211682) Error (criu/cr-dump.c:1681): Dump files (pid: 11908) failed with -1
+        (00.211692) Waiting for 11908 to trap
+        (00.212069) 11908 was trapped
+        (00.212119) 11908 was stopped
+        (00.212731) net: Unlock network
+        (00.212738) Unfreezing tasks into 1
+        (00.212740) 	Unseizing 11908 into 1
+
+        """;
+
+    [Fact]
+    public void AFailedDumpIsQuotedByItsFirstErrorLinesThenItsTail()
+    {
+        string excerpt = Criu.DumpLogExcerpt(FailedDumpLog.Split('\n'), errorLines: 3, tailLines: 3);
+        Assert.Equal("""
+            (00.176452) Error (criu/util.c:1533): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted
+            …
+            (00.211638) Error (criu/sockets.c:628): sockets: Can't get 1:16 opt: Operation not supported
+            (00.211642) Error (criu/sockets.c:628): sockets: Can't get 1:34 opt: Operation not supported
+            …
+            (00.212731) net: Unlock network
+            (00.212738) Unfreezing tasks into 1
+            (00.212740) 	Unseizing 11908 into 1
+            """, excerpt);
+    }
+
+    [Fact]
+    public void ADumpLogEndingInItsErrorsIsNotQuotedTwice()
+    {
+        string[] lines = ["(00.000001) Dumping processes", "(00.000002) pie: 12: Error (criu/pie/parasite.c:10): gone", "(00.000003) Error (criu/cr-dump.c:2111): Dumping FAILED."];
+        Assert.Equal(string.Join('\n', lines[1..]), Criu.DumpLogExcerpt(lines));
+    }
+
+    [Fact]
+    public void ALogWithoutErrorsIsQuotedByItsTailAndLongLinesAreCut()
+    {
+        string[] lines = [.. Enumerable.Range(1, 20).Select(i => $"(00.{i:000000}) line {i}"), new string('x', 1000)];
+        string excerpt = Criu.DumpLogExcerpt(lines, tailLines: 2);
+        Assert.Equal($"(00.000020) line 20\n{new string('x', 400)}…", excerpt);
+    }
+
     [Fact]
     public async Task ProbeOfAMissingBinarySaysSo()
     {

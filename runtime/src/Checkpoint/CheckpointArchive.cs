@@ -49,11 +49,28 @@ public sealed class CheckpointArchive : IDisposable
     public void AddDirectory(string name) =>
         _tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, name.TrimEnd('/') + "/") { Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute });
 
-    /// <summary>Streams a file from disk into the archive under <paramref name="name"/>.</summary>
+    /// <summary>Streams a file from disk into the archive under <paramref name="name"/>; the file must not change meanwhile.</summary>
     public void AddFile(string path, string name, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         _tar.WriteEntry(path, name);
+    }
+
+    /// <summary>
+    /// Adds a file that may grow or shrink while it is copied (a log being written): exactly the size
+    /// it had when opened, which the entry's header declares, padded with zeros if it shrank meanwhile.
+    /// </summary>
+    public void AddFileSnapshot(string path, string name, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
+        var entry = new PaxTarEntry(TarEntryType.RegularFile, name)
+        {
+            Mode = RootOnly,
+            ModificationTime = File.GetLastWriteTimeUtc(file.SafeFileHandle),
+            DataStream = new SnapshotStream(file, file.Length),
+        };
+        _tar.WriteEntry(entry);
     }
 
     public void AddBytes(string name, ReadOnlySpan<byte> content)
@@ -90,11 +107,75 @@ public sealed class CheckpointArchive : IDisposable
         _committed = true;
     }
 
+    /// <summary>
+    /// Abandons an archive that was not committed: the temp file is closed and removed even when the
+    /// disk is full (finishing the tar or flushing its buffer fails then), so no space stays held.
+    /// </summary>
     public void Dispose()
     {
         if (_committed) return;
-        _tar.Dispose();
-        _stream.Dispose();
+        try
+        {
+            _tar.Dispose();
+        }
+        catch (IOException)
+        {
+            // The end-of-archive blocks of a discarded archive need not fit.
+        }
+        try
+        {
+            // Closes the file even when flushing the buffer fails.
+            _stream.Dispose();
+        }
+        catch (IOException)
+        {
+            // The buffered tail of a discarded archive need not fit either.
+        }
         File.Delete(TempPath);
+    }
+
+    /// <summary>The first <c>length</c> bytes of a file, whatever happens to it meanwhile: seekable, so the tar header declares exactly that size.</summary>
+    private sealed class SnapshotStream(FileStream file, long length) : Stream
+    {
+        private long _position;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => false;
+        public override long Length => length;
+
+        public override long Position
+        {
+            get => _position;
+            set => _position = Math.Clamp(value, 0, length);
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            int wanted = (int)Math.Min(buffer.Length, length - _position);
+            if (wanted == 0) return 0;
+            int read = RandomAccess.Read(file.SafeFileHandle, buffer[..wanted], _position);
+            if (read == 0)
+            {
+                // The file shrank (truncated by a log rotation): zeros keep the entry its declared size.
+                buffer[..wanted].Clear();
+                read = wanted;
+            }
+            _position += read;
+            return read;
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            _ => length + offset,
+        };
+
+        public override void Flush() { }
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

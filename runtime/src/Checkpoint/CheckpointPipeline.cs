@@ -203,6 +203,8 @@ public sealed class CheckpointPipeline(
                         subject, frozen.Elapsed.TotalSeconds, window.Exception is { } error ? $" ({error.GetBaseException().Message})" : "");
                 }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
             }
+            // The free-space check is an estimate (the container log, for one, is not in it), and others write too.
+            if (e is IOException io && IsOutOfSpace(io)) throw new InsufficientSpaceException($"ran out of space while {phase.Current}: {e.Message}");
             throw;
         }
         finally
@@ -214,6 +216,9 @@ public sealed class CheckpointPipeline(
             }
         }
     }
+
+    /// <summary>.NET puts the errno of an unmapped I/O error in HResult: ENOSPC (28) or EDQUOT (122).</summary>
+    private static bool IsOutOfSpace(IOException e) => e.HResult is 28 or 122;
 
     private OciRuntime RuntimeOf(ContainerRecord record) =>
         handlers.TryGet(record.RuntimeHandler, out var runtime) ? runtime
@@ -346,13 +351,12 @@ public sealed class CheckpointPipeline(
         }
         catch (ExternalCommandException e)
         {
+            string log = Path.Combine(capture.WorkDir, "dump.log");
+            string excerpt = File.Exists(log) ? Criu.DumpLogExcerpt(File.ReadLines(log)) : "";
             throw new InvalidOperationException(
-                $"CRIU could not dump container {capture.Record.Id}: {LastLines(Path.Combine(capture.WorkDir, "dump.log"), 10) ?? e.StandardError.Trim()}");
+                $"CRIU could not dump container {capture.Record.Id}: {(excerpt.Length > 0 ? excerpt : e.StandardError.Trim())}");
         }
     }
-
-    private static string? LastLines(string path, int count) =>
-        File.Exists(path) ? string.Join('\n', File.ReadLines(path).Where(l => l.Length > 0).TakeLast(count)) : null;
 
     private static List<string> MountDestinations(JsonObject spec) =>
         spec["mounts"]?.AsArray().Select(m => m?["destination"]?.GetValue<string>() ?? "").Where(d => d.Length > 0).ToList() ?? [];
@@ -371,7 +375,8 @@ public sealed class CheckpointPipeline(
             string path = Path.Combine(capture.WorkDir, name);
             if (File.Exists(path)) archive.AddFile(path, name, token);
         }
-        if (File.Exists(record.LogPath)) archive.AddFile(record.LogPath, "container.log", token);
+        // The container keeps logging while its archive is written: a snapshot of the size the header declares.
+        if (File.Exists(record.LogPath)) archive.AddFileSnapshot(record.LogPath, "container.log", token);
     }
 
     /// <summary>The container's bind mounts minus the ones every container gets.</summary>

@@ -1,12 +1,15 @@
 using System.Formats.Tar;
 using System.Text.Json;
+using CriShim.NativeInterop;
 using CriShim.Runtime.Images;
 
 namespace CriShim.Runtime.Checkpoint;
 
 /// <summary>
 /// The container's writable-layer changes as CRI-O exports them: rootfs-diff.tar (files added or
-/// changed) and deleted.files (a JSON list), leaving out mount destinations and virtual filesystems.
+/// changed) and deleted.files (a JSON list), leaving out mount destinations and virtual filesystems,
+/// and, as CRI-O does, sockets, fifos and device nodes (a tar cannot carry a socket, and restoring a
+/// device node from an archive would be a hole).
 /// </summary>
 public static class RootfsDiff
 {
@@ -19,10 +22,12 @@ public static class RootfsDiff
         var changes = rootfs.Changes(containerId)
             .Where(c => !IsExcluded(c.Path, excludedDestinations))
             .ToList();
-        var changed = changes.Where(c => c.Kind != RootfsChangeKind.Deleted).ToList();
+        string upper = rootfs.UpperDir(containerId);
+        var changed = changes
+            .Where(c => c.Kind != RootfsChangeKind.Deleted && LinkStatus.Of(Path.Combine(upper, c.Path.TrimStart('/'))) is { IsSpecial: false })
+            .ToList();
         if (changed.Count > 0)
         {
-            string upper = rootfs.UpperDir(containerId);
             using var stream = new FileStream(Path.Combine(workDir, TarName), new FileStreamOptions
             {
                 Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,

@@ -49,6 +49,7 @@ public sealed class ComponentProbe(CriShimConfig config, RuntimeHandlers handler
                 : new CriuStatus(false, "", 0, "checkpointing is disabled in the configuration (checkpoint.enabled = false)");
             if (Criu.Usable) logger.LogInformation("CRIU {Version}: {Detail}", Criu.Version, Criu.Detail);
             else logger.LogWarning("checkpointing unavailable: {Detail}", Criu.Detail);
+            if (Criu.KnownProblem.Length > 0) logger.LogWarning("checkpoints will fail: {Problem}", Criu.KnownProblem);
         }
         finally
         {

@@ -31,7 +31,7 @@ public sealed class RuntimeStatusService(CriShimConfig config, ComponentProbe pr
         await probe.Completed.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
         var response = new StatusResponse
         {
-            Status = new RuntimeStatus { Conditions = { RuntimeReady(), network.Readiness() } },
+            Status = new RuntimeStatus { Conditions = { RuntimeReady(), network.Readiness(), CheckpointReady() } },
             // Strict is honoured when groups are resolved from the image (ContainerUserResolver).
             Features = new RuntimeFeatures { SupplementalGroupsPolicy = true },
         };
@@ -75,6 +75,26 @@ public sealed class RuntimeStatusService(CriShimConfig config, ComponentProbe pr
             Message = $"default runtime handler \"{config.Runtime.DefaultHandler}\" cannot run: {defaultHandler?.Error ?? "not probed"}",
         };
     }
+
+    /// <summary>Informational (the kubelet only requires RuntimeReady and NetworkReady): can CheckpointContainer work here.</summary>
+    private RuntimeCondition CheckpointReady()
+    {
+        var criu = probe.Criu ?? new Checkpoint.CriuStatus(false, "", 0, "not probed");
+        var condition = new RuntimeCondition { Type = CheckpointReadyCondition, Status = criu.Usable && criu.KnownProblem.Length == 0 };
+        if (!criu.Usable)
+        {
+            condition.Reason = "CriuNotUsable";
+            condition.Message = criu.Detail;
+        }
+        else if (criu.KnownProblem.Length > 0)
+        {
+            condition.Reason = "CriuKnownToFailOnThisKernel";
+            condition.Message = criu.KnownProblem;
+        }
+        return condition;
+    }
+
+    public const string CheckpointReadyCondition = "CheckpointReady";
 
     public RuntimeConfigResponse RuntimeConfig() => new()
     {

@@ -55,6 +55,46 @@ public class CheckpointArchiveTests : IDisposable
         Assert.Equal("someone else's", File.ReadAllText(temp));
     }
 
+    [Fact]
+    public async Task AFileGrowingWhileItIsArchivedIsCopiedAsTheSizeItsHeaderDeclares()
+    {
+        string log = Path.Combine(_dir, "container.log");
+        byte[] line = "2026-12-05T14:00:00.000000000Z stdout F line of a busy container\n"u8.ToArray();
+        long initialLength = (8 << 20) / line.Length * line.Length;
+        using (var initial = File.Create(log))
+        {
+            for (long i = 0; i < initialLength / line.Length; i++) initial.Write(line);
+        }
+        string location = Path.Combine(_dir, "growing.tar");
+        using var stop = new CancellationTokenSource();
+        var writer = Task.Run(() =>
+        {
+            using var append = new FileStream(log, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
+            while (!stop.IsCancellationRequested) append.Write(line);
+        });
+        using (var archive = CheckpointArchive.Create(location, CheckpointArchive.TempPathFor(location)))
+        {
+            archive.AddFileSnapshot(log, "container.log", CancellationToken.None);
+            archive.AddBytes("after.dump", "intact"u8);
+            archive.Commit();
+        }
+        stop.Cancel();
+        await writer;
+
+        using var reader = new TarReader(File.OpenRead(location));
+        var logEntry = reader.GetNextEntry(copyData: true)!;
+        Assert.Equal("container.log", logEntry.Name);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, logEntry.Mode);
+        var copied = new MemoryStream();
+        logEntry.DataStream!.CopyTo(copied);
+        Assert.Equal(logEntry.Length, copied.Length);
+        Assert.True(copied.Length >= initialLength && copied.Length % line.Length == 0, $"{copied.Length} bytes is not whole lines");
+        var after = reader.GetNextEntry(copyData: true)!;
+        Assert.Equal("after.dump", after.Name);
+        Assert.Equal("intact", new StreamReader(after.DataStream!).ReadToEnd());
+        Assert.Null(reader.GetNextEntry());
+    }
+
     [Theory]
     [InlineData("/proc/1/status", true)]
     [InlineData("/etc/hosts", true)]
