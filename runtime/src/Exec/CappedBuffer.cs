@@ -23,14 +23,19 @@ public sealed class CappedBuffer(int limit)
 
     public ReadOnlyMemory<byte> Bytes => _bytes.AsMemory(0, Length);
 
-    /// <summary>Reads the source to its end.</summary>
-    public async Task FillAsync(Stream source, CancellationToken cancellationToken)
+    /// <summary>Reads the source to its end, dropping what is past the limit (a process's pipe, which must be drained).</summary>
+    public Task FillAsync(Stream source, CancellationToken cancellationToken) => ReadAsync(source, drainPastLimit: true, cancellationToken);
+
+    /// <summary>Reads the source to its end or until it carried more than the limit, whichever is first (a peer whose excess is refused).</summary>
+    public Task FillUntilTruncatedAsync(Stream source, CancellationToken cancellationToken) => ReadAsync(source, drainPastLimit: false, cancellationToken);
+
+    private async Task ReadAsync(Stream source, bool drainPastLimit, CancellationToken cancellationToken)
     {
         byte[] chunk = ArrayPool<byte>.Shared.Rent(ChunkSize);
         try
         {
             int read;
-            while ((read = await source.ReadAsync(chunk, cancellationToken)) > 0)
+            while ((drainPastLimit || !Truncated) && (read = await source.ReadAsync(chunk, cancellationToken)) > 0)
             {
                 TotalLength += read;
                 Append(chunk.AsSpan(0, Math.Min(read, Limit - Length)));
