@@ -74,4 +74,21 @@ public class BoundedResourcesTests(RegistryFixture registry)
         Assert.Equal(new byte[] { 0xc0 }, result.Stderr.ToByteArray());
         await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
     }
+
+    [Fact]
+    public async Task AnEndlessManifestIsRefusedAsTooLargeWithBoundedMemory()
+    {
+        await using var daemon = await Daemon.StartAsync();
+        using var endless = FaultyRegistry.Start();
+        endless.EndlessManifests = true;
+        await daemon.PullAsync(Busybox);
+        long before = ResidentBytes(daemon);
+        var e = await Assert.ThrowsAsync<RpcException>(() =>
+            daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = endless.Reference("huge:1") } }).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
+        Assert.Contains("manifest 1 of", e.Status.Detail);
+        Assert.Contains("is larger than", e.Status.Detail);
+        long after = ResidentBytes(daemon);
+        Assert.True(after - before < RssAllowance, $"daemon RSS grew from {before >> 20} MiB to {after >> 20} MiB");
+    }
 }
