@@ -40,6 +40,9 @@ public sealed class FaultyRegistry : IDisposable
     /// <summary>Accepts requests and never answers them: a hung registry.</summary>
     public bool Hang { get; set; }
 
+    /// <summary>Every manifest answer is a chunked body that never ends, until the client goes away.</summary>
+    public bool EndlessManifests { get; set; }
+
     /// <summary>Completes when the stalled blob has sent its first half.</summary>
     public TaskCompletionSource Stalled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -112,6 +115,11 @@ public sealed class FaultyRegistry : IDisposable
             else if (Split(path, "/manifests/") is var (repository, reference))
             {
                 _gets.AddOrUpdate("manifest " + reference, 1, (_, n) => n + 1);
+                if (EndlessManifests)
+                {
+                    await SendEndlessAsync(response);
+                    return;
+                }
                 if (_manifests.TryGetValue($"{repository}:{reference}", out var manifest))
                 {
                     response.ContentType = manifest.MediaType;
@@ -172,6 +180,22 @@ public sealed class FaultyRegistry : IDisposable
         }
         catch (HttpListenerException)
         {
+        }
+    }
+
+    private async Task SendEndlessAsync(HttpListenerResponse response)
+    {
+        response.ContentType = "application/vnd.oci.image.manifest.v1+json";
+        response.SendChunked = true;
+        byte[] chunk = new byte[64 * 1024];
+        Array.Fill(chunk, (byte)' ');
+        try
+        {
+            while (true) await response.OutputStream.WriteAsync(chunk, _stopping.Token);
+        }
+        catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The client gave up, as it should.
         }
     }
 

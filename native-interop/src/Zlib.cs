@@ -89,8 +89,12 @@ public sealed unsafe class ZlibInflater : ZlibStreamBase
         fixed (byte* version = Version) Check(InflateInit(Stream, version, sizeof(ZStream)), "inflateInit");
     }
 
-    /// <summary>Inflates one flushed block of the stream; the zlib state carries over to the next.</summary>
-    public byte[] Inflate(ReadOnlySpan<byte> input)
+    /// <summary>
+    /// Inflates one flushed block of the stream; the zlib state carries over to the next. A block that inflates
+    /// to more than <paramref name="maxOutput"/> bytes (a zlib bomb) is refused with InvalidDataException, and
+    /// the stream is then unusable.
+    /// </summary>
+    public byte[] Inflate(ReadOnlySpan<byte> input, int maxOutput)
     {
         var output = new MemoryStream();
         byte[] buffer = new byte[16 * 1024];
@@ -110,6 +114,7 @@ public sealed unsafe class ZlibInflater : ZlibStreamBase
                     continue;
                 }
                 int produced = buffer.Length - (int)Stream->AvailOut;
+                if (output.Length + produced > maxOutput) throw new InvalidDataException($"a zlib block inflates to more than {maxOutput} bytes");
                 output.Write(buffer, 0, produced);
                 if (result == ZBufError || (Stream->AvailIn == 0 && Stream->AvailOut != 0)) break;
                 if (result == ZStreamEnd) break;

@@ -37,6 +37,35 @@ public class ExternalCommandTests
     }
 
     [Fact]
+    public async Task CapturedOutputKeepsTheFirstBytesRawAndReadsTheRestAway()
+    {
+        var sh = new ExternalCommand("shell", "/bin/sh");
+        // 3 MB of stdout after two bytes that are not UTF-8; stderr stays under the limit.
+        var output = await sh.RunCapturedAsync(["-c", "printf '\\377\\376'; head -c 3000000 /dev/zero; printf 'e\\377' >&2"],
+            TimeSpan.FromSeconds(30), 1024 * 1024, CancellationToken.None);
+        Assert.Equal(0, output.ExitCode);
+        Assert.Equal(1024 * 1024, output.StandardOutput.Length);
+        Assert.Equal(3000002, output.StandardOutput.TotalLength);
+        Assert.True(output.StandardOutput.Truncated);
+        Assert.Equal([0xff, 0xfe, 0, 0], output.StandardOutput.Bytes[..4].ToArray());
+        Assert.Equal(new byte[] { (byte)'e', 0xff }, output.StandardError.Bytes.ToArray());
+        Assert.False(output.StandardError.Truncated);
+    }
+
+    [Fact]
+    public async Task TextOutputOverTheLimitIsAnErrorSayingItWasTruncated()
+    {
+        var sh = new ExternalCommand("shell", "/bin/sh");
+        var e = await Assert.ThrowsAsync<ExternalCommandException>(() =>
+            sh.RunAsync(["-c", $"head -c {ExternalCommand.TextOutputLimit + 1} /dev/zero"], TimeSpan.FromSeconds(30), CancellationToken.None));
+        Assert.Contains("truncated", e.Message);
+        Assert.Contains("stdout", e.Message);
+        // Exactly at the limit is still whole output.
+        var whole = await sh.RunAsync(["-c", $"head -c {ExternalCommand.TextOutputLimit} /dev/zero"], TimeSpan.FromSeconds(30), CancellationToken.None);
+        Assert.Equal(ExternalCommand.TextOutputLimit, whole.StandardOutput.Length);
+    }
+
+    [Fact]
     public async Task MissingBinaryIsAnErrorNamingThePath()
     {
         var missing = new ExternalCommand("ghost", "/no/such/binary");

@@ -34,3 +34,54 @@ public class PodCidrStoreTests
         Directory.Delete(dir, true);
     }
 }
+
+public class KeyedLockTests
+{
+    [Fact]
+    public async Task LockObjectsAreDroppedWhenNoOneHoldsOrWaits()
+    {
+        var locks = new KeyedLock();
+        for (int i = 0; i < 1000; i++)
+        {
+            using var _ = await locks.AcquireAsync($"id-{i}", CancellationToken.None);
+        }
+        Assert.Equal(0, locks.Count);
+
+        // A waiter that gives up leaves nothing behind either.
+        var held = await locks.AcquireAsync("busy", CancellationToken.None);
+        using var cancel = new CancellationTokenSource();
+        var waiter = locks.AcquireAsync("busy", cancel.Token);
+        Assert.Equal(1, locks.Count);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiter);
+        held.Dispose();
+        held.Dispose();
+        Assert.Equal(0, locks.Count);
+    }
+
+    [Fact]
+    public async Task CallsOnOneIdStillExcludeEachOther()
+    {
+        var locks = new KeyedLock();
+        var inside = new int[4];
+        var totals = new int[4];
+        int overlaps = 0;
+        // Workers come back for the same id while others wait for it, as repeated CRI calls on one container do.
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(worker => Task.Run(async () =>
+        {
+            int key = worker % 4;
+            for (int round = 0; round < 25; round++)
+            {
+                using var _ = await locks.AcquireAsync($"id-{key}", CancellationToken.None);
+                if (Interlocked.Increment(ref inside[key]) != 1) Interlocked.Increment(ref overlaps);
+                int seen = totals[key];
+                await Task.Yield();
+                totals[key] = seen + 1;
+                Interlocked.Decrement(ref inside[key]);
+            }
+        })));
+        Assert.Equal(0, overlaps);
+        Assert.All(totals, total => Assert.Equal(100, total));
+        Assert.Equal(0, locks.Count);
+    }
+}

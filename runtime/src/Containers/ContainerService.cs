@@ -426,6 +426,9 @@ public sealed class ContainerService(
         }
     }
 
+    /// <summary>What ExecSync keeps of each of stdout and stderr, as CRI-O; the rest is read and dropped.</summary>
+    public const int ExecSyncOutputLimit = 16 * 1024 * 1024;
+
     public async Task<ExecSyncResponse> ExecSyncAsync(string id, IReadOnlyList<string> command, long timeoutSeconds, CancellationToken cancellationToken)
     {
         if (command.Count == 0) throw new ArgumentException("exec command must not be empty");
@@ -440,11 +443,12 @@ public sealed class ContainerService(
         var limit = timeoutSeconds > 0 ? TimeSpan.FromSeconds(timeoutSeconds) : TimeSpan.FromDays(1);
         try
         {
-            var output = await RuntimeOf(record.RuntimeHandler).ExecAsync(record.Id, command, limit, pidFile, cancellationToken);
+            var output = await RuntimeOf(record.RuntimeHandler).ExecAsync(record.Id, command, limit, ExecSyncOutputLimit, pidFile, cancellationToken);
+            // The buffers are the command's alone and not written again: wrapped, not copied.
             return new ExecSyncResponse
             {
-                Stdout = ByteString.CopyFromUtf8(output.StandardOutput),
-                Stderr = ByteString.CopyFromUtf8(output.StandardError),
+                Stdout = UnsafeByteOperations.UnsafeWrap(output.StandardOutput.Bytes),
+                Stderr = UnsafeByteOperations.UnsafeWrap(output.StandardError.Bytes),
                 ExitCode = output.ExitCode,
             };
         }

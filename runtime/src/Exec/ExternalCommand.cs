@@ -1,11 +1,14 @@
 using System.Diagnostics;
+using System.Text;
 using CliWrap;
-using CliWrap.Buffered;
 
 namespace CriShim.Runtime.Exec;
 
 /// <summary>What an external program printed and returned.</summary>
 public sealed record CommandOutput(int ExitCode, string StandardOutput, string StandardError, TimeSpan Duration);
+
+/// <summary>What an external program printed, as raw bytes, each stream cut at the caller's limit.</summary>
+public sealed record CapturedOutput(int ExitCode, CappedBuffer StandardOutput, CappedBuffer StandardError, TimeSpan Duration);
 
 /// <summary>An external program failed: names the tool, the arguments and what it wrote to stderr.</summary>
 public class ExternalCommandException(string tool, IReadOnlyList<string> arguments, int exitCode, string standardError)
@@ -38,6 +41,13 @@ public sealed class ExternalCommand(string tool, string path)
     public string Tool { get; } = tool;
     public string Path { get; } = path;
 
+    /// <summary>
+    /// What <see cref="RunAsync"/> keeps of each of stdout and stderr. The daemon's tools print far less;
+    /// more means a misbehaving tool, whose output is then not trusted.
+    /// </summary>
+    public const int TextOutputLimit = 4 * 1024 * 1024;
+
+    /// <summary>Runs the program and returns its output as text; a non-zero exit is an error unless allowed.</summary>
     public async Task<CommandOutput> RunAsync(
         IReadOnlyList<string> arguments,
         TimeSpan timeout,
@@ -46,23 +56,58 @@ public sealed class ExternalCommand(string tool, string path)
         string? standardInput = null,
         bool allowFailure = false)
     {
+        var captured = await RunCapturedAsync(arguments, timeout, TextOutputLimit, cancellationToken, environment, standardInput);
+        var output = new CommandOutput(captured.ExitCode, Decode(captured.StandardOutput), Decode(captured.StandardError), captured.Duration);
+        string detail = output.StandardError.Trim().Length > 0 ? output.StandardError : output.StandardOutput;
+        string? overflowed = captured.StandardOutput.Truncated ? "stdout" : captured.StandardError.Truncated ? "stderr" : null;
+        if (overflowed is not null)
+        {
+            // At the end, where the error's summary looks.
+            throw new ExternalCommandException(Tool, arguments, output.ExitCode,
+                $"{detail}\n(output truncated: printed more than {TextOutputLimit / (1024 * 1024)} MiB on {overflowed})");
+        }
+        if (output.ExitCode != 0 && !allowFailure)
+        {
+            throw new ExternalCommandException(Tool, arguments, output.ExitCode, detail);
+        }
+        return output;
+    }
+
+    private static string Decode(CappedBuffer buffer) => Encoding.UTF8.GetString(buffer.Bytes.Span);
+
+    /// <summary>
+    /// Runs the program keeping at most <paramref name="outputLimit"/> bytes of each of stdout and stderr, raw;
+    /// the rest is read and dropped while the program runs. Any exit code is returned, not thrown.
+    /// </summary>
+    public async Task<CapturedOutput> RunCapturedAsync(
+        IReadOnlyList<string> arguments,
+        TimeSpan timeout,
+        int outputLimit,
+        CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, string?>? environment = null,
+        string? standardInput = null)
+    {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(timeout);
+        var stdout = new CappedBuffer(outputLimit);
+        var stderr = new CappedBuffer(outputLimit);
         var command = Cli.Wrap(Path)
             .WithArguments(arguments)
-            .WithValidation(CommandResultValidation.None);
+            .WithValidation(CommandResultValidation.None)
+            .WithStandardOutputPipe(PipeTarget.Create(stdout.FillAsync))
+            .WithStandardErrorPipe(PipeTarget.Create(stderr.FillAsync));
         if (environment is not null) command = command.WithEnvironmentVariables(environment);
         if (standardInput is not null) command = command.WithStandardInputPipe(PipeSource.FromString(standardInput));
 
         var stopwatch = Stopwatch.StartNew();
-        BufferedCommandResult result;
+        CommandResult result;
         // CliWrap kills only the process it started; a tool's children (runc's CRIU, a plugin's helpers)
         // would survive it. So on cancellation the whole tree is killed first, then CliWrap is told.
         using var kill = new CancellationTokenSource();
         int processId = 0;
         try
         {
-            var task = command.ExecuteBufferedAsync(kill.Token);
+            var task = command.ExecuteAsync(kill.Token);
             processId = task.ProcessId;
             await using (limit.Token.Register(() =>
             {
@@ -91,12 +136,6 @@ public sealed class ExternalCommand(string tool, string path)
         {
             throw new ExternalCommandException(Tool, arguments, -1, $"cannot execute {Path}: {inner.Message}");
         }
-        var output = new CommandOutput(result.ExitCode, result.StandardOutput, result.StandardError, stopwatch.Elapsed);
-        if (result.ExitCode != 0 && !allowFailure)
-        {
-            string detail = result.StandardError.Trim().Length > 0 ? result.StandardError : result.StandardOutput;
-            throw new ExternalCommandException(Tool, arguments, result.ExitCode, detail);
-        }
-        return output;
+        return new CapturedOutput(result.ExitCode, stdout, stderr, stopwatch.Elapsed);
     }
 }

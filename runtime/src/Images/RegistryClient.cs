@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using CriShim.Runtime.Exec;
 using CriShim.Runtime.Server;
 
 namespace CriShim.Runtime.Images;
@@ -25,6 +26,9 @@ public sealed partial class RegistryClient(HttpClient http, RegistryEndpoints en
     private const int MaxAttempts = 4;
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan TokenExpiryMargin = TimeSpan.FromSeconds(10);
+    // Tokens are a few KiB (JWTs); error bodies only feed a message.
+    private const int MaxTokenResponseBytes = 1024 * 1024;
+    private const int MaxErrorBodyBytes = 64 * 1024;
 
     private readonly ConcurrentDictionary<string, CachedAuthorization> _authorizations = new();
 
@@ -129,7 +133,8 @@ public sealed partial class RegistryClient(HttpClient http, RegistryEndpoints en
         {
             throw new RegistryException($"token server {realm.Authority} answered {(int)response.StatusCode}: {await ErrorDetailAsync(response, cancellationToken)}");
         }
-        var token = JsonSerializer.Deserialize(await response.Content.ReadAsStreamAsync(cancellationToken), ImageJsonContext.Default.TokenResponse);
+        byte[] body = await ReadBodyAsync(response, MaxTokenResponseBytes, $"the answer of token server {realm.Authority}", cancellationToken);
+        var token = JsonSerializer.Deserialize(body, ImageJsonContext.Default.TokenResponse);
         string value = token?.Token ?? token?.AccessToken ?? throw new RegistryException($"token server {realm.Authority} answered without a token");
         var lifetime = TimeSpan.FromSeconds(Math.Max(token!.ExpiresIn ?? 60, 60));
         return new CachedAuthorization(new AuthenticationHeaderValue("Bearer", value), DateTimeOffset.UtcNow + lifetime - TokenExpiryMargin);
@@ -164,13 +169,35 @@ public sealed partial class RegistryClient(HttpClient http, RegistryEndpoints en
     private static bool IsRetriable(HttpStatusCode status) =>
         status == HttpStatusCode.TooManyRequests || ((int)status >= 500 && status != HttpStatusCode.NotImplemented);
 
+    /// <summary>
+    /// A body of at most <paramref name="limit"/> bytes, read with the caller's cancellation; a longer one is
+    /// refused, by its Content-Length or as soon as its bytes pass the limit.
+    /// </summary>
+    internal static async Task<byte[]> ReadBodyAsync(HttpResponseMessage response, int limit, string what, CancellationToken cancellationToken)
+    {
+        var refusal = new LimitExceededException($"{what} is larger than {limit / 1024} KiB");
+        if (response.Content.Headers.ContentLength > limit) throw refusal;
+        var body = await ReadUpToAsync(response, limit, cancellationToken);
+        if (body.Truncated) throw refusal;
+        return body.Bytes.ToArray();
+    }
+
+    private static async Task<CappedBuffer> ReadUpToAsync(HttpResponseMessage response, int limit, CancellationToken cancellationToken)
+    {
+        var body = new CappedBuffer(limit);
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        await body.FillUntilTruncatedAsync(stream, cancellationToken);
+        return body;
+    }
+
     /// <summary>The registry's error codes and messages, or the status line when the body is not the API's JSON.</summary>
     internal static async Task<string> ErrorDetailAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         string body = "";
         try
         {
-            body = await response.Content.ReadAsStringAsync(cancellationToken);
+            // Only the start of a long body is read: it is a message, and a huge one would not be read at all.
+            body = Encoding.UTF8.GetString((await ReadUpToAsync(response, MaxErrorBodyBytes, cancellationToken)).Bytes.Span);
             var errors = JsonSerializer.Deserialize(body, ImageJsonContext.Default.RegistryErrorBody)?.Errors;
             if (errors is { Count: > 0 }) return string.Join("; ", errors.Select(e => $"{e.Code}: {e.Message}"));
         }
@@ -191,6 +218,7 @@ public sealed partial class RegistryClient(HttpClient http, RegistryEndpoints en
 /// <summary>One repository of one registry, for the length of a pull; remembers which endpoint (mirror) served it.</summary>
 public sealed class RegistryRepository(RegistryClient client, IReadOnlyList<Uri> endpoints, ImageReference reference, RegistryCredentials credentials)
 {
+    /// <summary>As containerd: a manifest or index is metadata, never megabytes.</summary>
     private const int MaxManifestBytes = 4 * 1024 * 1024;
     private Uri? _resolved;
 
@@ -211,15 +239,12 @@ public sealed class RegistryRepository(RegistryClient client, IReadOnlyList<Uri>
                     continue;
                 }
                 await EnsureSuccessAsync(response, $"manifest {tagOrDigest}", endpoint, cancellationToken);
-                if (response.Content.Headers.ContentLength > MaxManifestBytes)
-                {
-                    throw new RegistryException($"manifest {tagOrDigest} from {endpoint.Authority} is larger than {MaxManifestBytes} bytes");
-                }
-                byte[] content = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+                byte[] content = await RegistryClient.ReadBodyAsync(response, MaxManifestBytes,
+                    $"manifest {tagOrDigest} of {reference.Name} from {endpoint.Authority}", cancellationToken);
                 _resolved = endpoint;
                 return new FetchedManifest(content, response.Content.Headers.ContentType?.MediaType, ContentDigest.Of(content));
             }
-            catch (RegistryException e) when (endpoint != endpoints[^1])
+            catch (Exception e) when (e is RegistryException or LimitExceededException && endpoint != endpoints[^1])
             {
                 // A failing mirror is skipped, as containerd does; the registry itself is the last word.
                 last = e;

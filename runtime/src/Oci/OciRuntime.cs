@@ -150,10 +150,11 @@ public sealed class OciRuntime(string handler, string binaryPath, string root)
         _command.RunAsync(Global("update", "--resources", "-", id), LifecycleTimeout, cancellationToken, standardInput: resourcesJson);
 
     /// <summary>
-    /// Runs a command in the container and collects its output. The process inherits the container's
-    /// env, user and cwd. At the limit, or when the caller cancels, the exec'd process itself is killed.
+    /// Runs a command in the container and collects up to <paramref name="outputLimit"/> bytes of each of its
+    /// stdout and stderr, raw. The process inherits the container's env, user and cwd. At the limit, or when
+    /// the caller cancels, the exec'd process itself is killed.
     /// </summary>
-    public async Task<CommandOutput> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, string pidFile, CancellationToken cancellationToken)
+    public async Task<CapturedOutput> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, int outputLimit, string pidFile, CancellationToken cancellationToken)
     {
         var args = ExecArguments(id, command, pidFile, terminal: false);
         // Only the exec'd process is killed, so runc exec, its parent, reaps it and exits. Killing runc
@@ -163,7 +164,7 @@ public sealed class OciRuntime(string handler, string binaryPath, string root)
         await using var killAtStop = stop.Token.Register(() => KillExecProcess(pidFile));
         try
         {
-            var output = await _command.RunAsync(args, timeout + ExecReapGrace, CancellationToken.None, allowFailure: true);
+            var output = await _command.RunCapturedAsync(args, timeout + ExecReapGrace, outputLimit, CancellationToken.None);
             cancellationToken.ThrowIfCancellationRequested();
             if (stop.IsCancellationRequested) throw new ExternalCommandTimeoutException(_command.Tool, args, timeout);
             return output;

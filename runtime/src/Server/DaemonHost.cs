@@ -43,7 +43,8 @@ public static class DaemonHost
         {
             grpc.Interceptors.Add<ErrorMappingInterceptor>();
             grpc.MaxReceiveMessageSize = 16 * 1024 * 1024;
-            grpc.MaxSendMessageSize = 16 * 1024 * 1024;
+            // An ExecSync answer carries up to 16 MiB each of stdout and stderr.
+            grpc.MaxSendMessageSize = 2 * ContainerService.ExecSyncOutputLimit + 1024 * 1024;
             grpc.EnableDetailedErrors = false;
         });
         // SIGTERM gives in-flight calls this long, then cancels them: a StopContainer waiting out a long grace

@@ -16,6 +16,9 @@ public sealed class UnauthenticatedException(string message) : Exception(message
 /// <summary>A name is already taken; mapped to AlreadyExists. The message names the holder.</summary>
 public sealed class AlreadyExistsException(string message) : Exception(message);
 
+/// <summary>Something from outside (a registry's manifest or token) is larger than the daemon accepts; mapped to ResourceExhausted.</summary>
+public sealed class LimitExceededException(string message) : Exception(message);
+
 /// <summary>
 /// Maps domain errors to gRPC status codes in one place, so services stay thin, and names the
 /// method in the UNIMPLEMENTED answer of every RPC that is not built yet.
@@ -66,6 +69,8 @@ public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> log
             case Checkpoint.CheckpointUnavailableException:
                 return new RpcException(new Status(StatusCode.Unimplemented, e.Message));
             case Checkpoint.InsufficientSpaceException:
+                return new RpcException(new Status(StatusCode.ResourceExhausted, e.Message));
+            case LimitExceededException:
                 return new RpcException(new Status(StatusCode.ResourceExhausted, e.Message));
             case AlreadyExistsException:
                 return new RpcException(new Status(StatusCode.AlreadyExists, e.Message));

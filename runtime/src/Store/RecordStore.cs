@@ -73,25 +73,63 @@ public sealed class RecordStore<T> where T : class, IRecord
     }
 }
 
-/// <summary>One async lock per id: calls on the same object are serialised, on different objects run in parallel.</summary>
+/// <summary>
+/// One async lock per id: calls on the same object are serialised, on different objects run in parallel.
+/// An id's lock exists only while someone holds or waits for it, so ids that come and go leave nothing behind.
+/// </summary>
 public sealed class KeyedLock
 {
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new();
+    private sealed class Entry
+    {
+        public readonly SemaphoreSlim Semaphore = new(1, 1);
+        public int Users;
+    }
+
+    private readonly Dictionary<string, Entry> _locks = new();
+
+    /// <summary>How many ids have a lock object now (held or awaited).</summary>
+    internal int Count
+    {
+        get { lock (_locks) return _locks.Count; }
+    }
 
     public async Task<IDisposable> AcquireAsync(string id, CancellationToken cancellationToken)
     {
-        var semaphore = _locks.GetOrAdd(id, _ => new SemaphoreSlim(1, 1));
-        await semaphore.WaitAsync(cancellationToken);
-        return new Release(semaphore);
+        Entry entry;
+        lock (_locks)
+        {
+            if (!_locks.TryGetValue(id, out entry!)) _locks[id] = entry = new Entry();
+            entry.Users++;
+        }
+        try
+        {
+            await entry.Semaphore.WaitAsync(cancellationToken);
+        }
+        catch
+        {
+            Leave(id, entry);
+            throw;
+        }
+        return new Release(this, id, entry);
     }
 
-    private sealed class Release(SemaphoreSlim semaphore) : IDisposable
+    private void Leave(string id, Entry entry)
+    {
+        lock (_locks)
+        {
+            if (--entry.Users == 0) _locks.Remove(id);
+        }
+    }
+
+    private sealed class Release(KeyedLock owner, string id, Entry entry) : IDisposable
     {
         private int _released;
 
         public void Dispose()
         {
-            if (Interlocked.Exchange(ref _released, 1) == 0) semaphore.Release();
+            if (Interlocked.Exchange(ref _released, 1) != 0) return;
+            entry.Semaphore.Release();
+            owner.Leave(id, entry);
         }
     }
 }

@@ -15,6 +15,12 @@ public sealed class WebSocketChannels : IAsyncDisposable
     public const string V1 = "channel.k8s.io";
     public const byte CloseChannel = 255;
 
+    /// <summary>
+    /// The largest message reassembled from its frames: clients send stdin and port data in chunks of
+    /// tens of KiB; a larger message closes the connection (1009, message too big).
+    /// </summary>
+    public const int MaxMessageBytes = 1024 * 1024;
+
     private readonly WebSocket _socket;
     private readonly SemaphoreSlim _send = new(1, 1);
     private readonly Dictionary<byte, Pipe> _inputs = [];
@@ -73,6 +79,11 @@ public sealed class WebSocketChannels : IAsyncDisposable
             {
                 var result = await _socket.ReceiveAsync(buffer, cancellationToken);
                 if (result.MessageType == WebSocketMessageType.Close) break;
+                if (message.Length + result.Count > MaxMessageBytes)
+                {
+                    await CloseAsync(WebSocketCloseStatus.MessageTooBig, $"message larger than {MaxMessageBytes} bytes");
+                    break;
+                }
                 message.Write(buffer, 0, result.Count);
                 if (!result.EndOfMessage) continue;
                 var data = message.GetBuffer().AsMemory(0, (int)message.Length);
@@ -117,7 +128,9 @@ public sealed class WebSocketChannels : IAsyncDisposable
     }
 
     /// <summary>Ends the conversation with a normal close and waits briefly for the client's reply.</summary>
-    public async Task CloseAsync()
+    public Task CloseAsync() => CloseAsync(WebSocketCloseStatus.NormalClosure, null);
+
+    private async Task CloseAsync(WebSocketCloseStatus status, string? description)
     {
         try
         {
@@ -127,7 +140,7 @@ public sealed class WebSocketChannels : IAsyncDisposable
                 if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
                 {
                     using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                    await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, limit.Token);
+                    await _socket.CloseOutputAsync(status, description, limit.Token);
                 }
             }
             finally

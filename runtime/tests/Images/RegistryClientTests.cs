@@ -124,4 +124,122 @@ public class RegistryClientTests
         Assert.DoesNotContain("pa:ss", credentials.ToString());
         Assert.Throws<ArgumentException>(() => RegistryCredentials.From(new global::Runtime.V1.AuthConfig { Auth = "!!" }));
     }
+
+    private const int ManifestLimit = 4 * 1024 * 1024;
+
+    private static HttpResponseMessage Body(HttpStatusCode status, Stream body) => new(status) { Content = new StreamContent(body) };
+
+    [Fact]
+    public async Task AManifestOverFourMiBIsRefusedWithoutReadingItAll()
+    {
+        var endless = new EndlessStream();
+        var handler = new ScriptedHandler(_ => Body(HttpStatusCode.OK, endless));
+        var repository = Client(handler).Open(ImageReference.Parse("127.0.0.1:5000/huge"), RegistryCredentials.Anonymous);
+        var e = await Assert.ThrowsAsync<LimitExceededException>(() => repository.GetManifestAsync("latest", CancellationToken.None));
+        Assert.Contains("manifest latest", e.Message);
+        Assert.InRange(endless.BytesRead, ManifestLimit + 1, ManifestLimit + 1024 * 1024);
+
+        // A declared length over the limit is refused before any byte is read.
+        var declared = new EndlessStream();
+        var announced = new ScriptedHandler(_ =>
+        {
+            var response = Body(HttpStatusCode.OK, declared);
+            response.Content.Headers.ContentLength = ManifestLimit + 1;
+            return response;
+        });
+        await Assert.ThrowsAsync<LimitExceededException>(() =>
+            Client(announced).Open(ImageReference.Parse("127.0.0.1:5000/huge"), RegistryCredentials.Anonymous).GetManifestAsync("latest", CancellationToken.None));
+        Assert.Equal(0, declared.BytesRead);
+
+        // Exactly at the limit is a manifest.
+        var atLimit = new ScriptedHandler(_ => Body(HttpStatusCode.OK, new MemoryStream(new byte[ManifestLimit])));
+        var fetched = await Client(atLimit).Open(ImageReference.Parse("127.0.0.1:5000/big"), RegistryCredentials.Anonymous).GetManifestAsync("latest", CancellationToken.None);
+        Assert.Equal(ManifestLimit, fetched.Content.Length);
+    }
+
+    [Fact]
+    public async Task AnEndlessErrorBodyStillGivesAnError()
+    {
+        var endless = new EndlessStream();
+        var handler = new ScriptedHandler(_ => Body(HttpStatusCode.BadRequest, endless));
+        var e = await Assert.ThrowsAsync<RegistryException>(() =>
+            Client(handler).Open(ImageReference.Parse("127.0.0.1:5000/app"), RegistryCredentials.Anonymous).GetManifestAsync("latest", CancellationToken.None));
+        Assert.Contains("answered 400", e.Message);
+        Assert.InRange(endless.BytesRead, 1, 1024 * 1024);
+    }
+
+    private static ScriptedHandler TokenServer(Stream tokenBody) => new(request => request.RequestUri!.Host == "auth.example"
+        ? Body(HttpStatusCode.OK, tokenBody)
+        : ScriptedHandler.Json(HttpStatusCode.Unauthorized, "{}", """Bearer realm="https://auth.example/token",service="registry.example" """));
+
+    [Fact]
+    public async Task AnEndlessTokenIsRefused()
+    {
+        var endless = new EndlessStream();
+        var e = await Assert.ThrowsAsync<LimitExceededException>(() =>
+            Client(TokenServer(endless)).Open(ImageReference.Parse("registry.example/app"), RegistryCredentials.Anonymous).GetManifestAsync("v1", CancellationToken.None));
+        Assert.Contains("token server auth.example", e.Message);
+        Assert.InRange(endless.BytesRead, 1, 2 * 1024 * 1024);
+    }
+
+    [Fact]
+    public async Task AStalledTokenOrManifestBodyHonoursCancellation()
+    {
+        using var tokenLimit = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            Client(TokenServer(new EndlessStream(stalled: true))).Open(ImageReference.Parse("registry.example/app"), RegistryCredentials.Anonymous)
+                .GetManifestAsync("v1", tokenLimit.Token));
+
+        using var manifestLimit = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        var stalledManifest = new ScriptedHandler(_ => Body(HttpStatusCode.OK, new EndlessStream(stalled: true)));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            Client(stalledManifest).Open(ImageReference.Parse("127.0.0.1:5000/app"), RegistryCredentials.Anonymous).GetManifestAsync("latest", manifestLimit.Token));
+    }
+}
+
+/// <summary>
+/// A response body that never ends, counting what was read of it; or, stalled, one that sends nothing until
+/// the reader gives up (a synchronous reader, which cannot give up, gets an empty body after 20 s).
+/// </summary>
+internal sealed class EndlessStream(bool stalled = false) : Stream
+{
+    private long _bytesRead;
+
+    public long BytesRead => Interlocked.Read(ref _bytesRead);
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (stalled) await Task.Delay(Timeout.Infinite, cancellationToken);
+        return Fill(buffer.Span);
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        if (stalled)
+        {
+            Thread.Sleep(TimeSpan.FromSeconds(20));
+            return 0;
+        }
+        return Fill(buffer.AsSpan(offset, count));
+    }
+
+    private int Fill(Span<byte> buffer)
+    {
+        buffer.Fill((byte)'x');
+        Interlocked.Add(ref _bytesRead, buffer.Length);
+        return buffer.Length;
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

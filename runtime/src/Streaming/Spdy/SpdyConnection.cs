@@ -47,6 +47,8 @@ internal sealed class SpdyConnection : IAsyncDisposable
     private const ushort Version = 3;
     private const ushort SynStream = 1, SynReply = 2, RstStream = 3, Settings = 4, Ping = 6, GoAway = 7, HeadersFrame = 8, WindowUpdate = 9;
     private const byte FlagFin = 0x01;
+    /// <summary>A client's headers are a few hundred bytes; a block inflating past this is a zlib bomb and ends the connection.</summary>
+    internal const int MaxHeaderBlockBytes = 256 * 1024;
 
     private readonly Stream _transport;
     private readonly SemaphoreSlim _send = new(1, 1);
@@ -165,7 +167,7 @@ internal sealed class SpdyConnection : IAsyncDisposable
 
     private Dictionary<string, string> DecodeHeaders(ReadOnlySpan<byte> compressed)
     {
-        byte[] block = _inflater.Inflate(compressed);
+        byte[] block = _inflater.Inflate(compressed, MaxHeaderBlockBytes);
         var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         if (block.Length < 4) return headers;
         int count = BinaryPrimitives.ReadInt32BigEndian(block);
