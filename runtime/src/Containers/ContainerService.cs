@@ -89,7 +89,7 @@ public sealed class ContainerService(
             }
             var podConfig = pod.ConfigMessage;
             string logPath = podConfig.LogDirectory.Length > 0 && containerConfig.LogPath.Length > 0
-                ? Path.Combine(podConfig.LogDirectory, containerConfig.LogPath)
+                ? LogPathIn(podConfig.LogDirectory, containerConfig.LogPath)
                 : Path.Combine(containers.DirectoryOf(id), "container.log");
             record = new ContainerRecord
             {
@@ -126,6 +126,19 @@ public sealed class ContainerService(
             await RemoveEverythingAsync(record, CancellationToken.None);
             throw;
         }
+    }
+
+    /// <summary>
+    /// The container's log file: log_path relative to the pod's log_directory, never outside it, as conmon
+    /// (host root) creates and writes whatever file it is given.
+    /// </summary>
+    internal static string LogPathIn(string logDirectory, string logPath)
+    {
+        if (Path.IsPathRooted(logPath) || logPath.Contains('\0') || logPath.Split('/').Contains(".."))
+        {
+            throw new ArgumentException($"log_path \"{logPath}\" must be a relative path inside the pod's log directory, without \"..\"");
+        }
+        return Path.Combine(logDirectory, logPath);
     }
 
     private static string StopSignal(ContainerConfig config, StoredImage image)

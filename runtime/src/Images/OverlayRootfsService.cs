@@ -158,7 +158,7 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
 
     private static bool Exists(string path) => (int)new FileInfo(path).Attributes != -1;
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\z")]
     private static partial Regex ContainerIdPattern();
 }
 

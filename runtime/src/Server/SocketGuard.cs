@@ -9,6 +9,8 @@ namespace CriShim.Runtime.Server;
 public sealed class SocketGuard : IDisposable
 {
     private readonly FileStream _lock;
+    /// <summary>Device and inode of the socket we bound; null until then.</summary>
+    private (ulong Device, ulong Inode)? _bound;
 
     private SocketGuard(string socketPath, FileStream lockFile)
     {
@@ -74,15 +76,25 @@ public sealed class SocketGuard : IDisposable
         }
     }
 
-    /// <summary>0660 root:root, so only root and the socket's group reach the runtime.</summary>
-    public void RestrictPermissions() =>
+    /// <summary>
+    /// Once the server listens: 0660 root:root, so only root and the socket's group reach the runtime, and
+    /// remembers which socket file is ours.
+    /// </summary>
+    public void RestrictPermissions()
+    {
         File.SetUnixFileMode(SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        _bound = Identity(SocketPath);
+    }
 
+    private static (ulong Device, ulong Inode)? Identity(string path) =>
+        CriShim.NativeInterop.LinkStatus.Of(path) is { } status ? (status.Device, status.Inode) : null;
+
+    /// <summary>Removes the socket only if it is still the one we bound: another daemon may have replaced it since.</summary>
     public void Dispose()
     {
         try
         {
-            File.Delete(SocketPath);
+            if (_bound is not null && Identity(SocketPath) == _bound) File.Delete(SocketPath);
         }
         finally
         {

@@ -116,6 +116,30 @@ public class ContainerUserResolverTests : IDisposable
     }
 
     [Fact]
+    public void AccountFilesAreReadInsideTheRootfsWhereverTheirSymlinksPoint()
+    {
+        // A host file with a user the image does not have, named by an absolute symlink of the image's /etc.
+        string host = Directory.CreateTempSubdirectory("crishim-host-etc-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(host, "passwd"), "hostonly:x:4711:4711::/home/hostonly:/bin/sh\n");
+            Directory.Delete(Path.Combine(_rootfs, "etc"), recursive: true);
+            Directory.CreateSymbolicLink(Path.Combine(_rootfs, "etc"), host);
+            Assert.Throws<ArgumentException>(() => ContainerUserResolver.Resolve(_rootfs, null, "", null, "hostonly", [], false));
+
+            // The same absolute link means the image's own file when it resolves inside the rootfs.
+            Directory.CreateDirectory(Path.Combine(_rootfs, host.TrimStart('/')));
+            File.WriteAllText(Path.Combine(_rootfs, host.TrimStart('/'), "passwd"), "hostonly:x:99:98::/in-image:/bin/sh\n");
+            var user = ContainerUserResolver.Resolve(_rootfs, null, "", null, "hostonly", [], false);
+            Assert.Equal((99L, 98L, "/in-image"), (user.Uid, user.Gid, user.Home));
+        }
+        finally
+        {
+            Directory.Delete(host, recursive: true);
+        }
+    }
+
+    [Fact]
     public void UnknownNamesAreInvalidArguments()
     {
         Assert.Throws<ArgumentException>(() => ContainerUserResolver.Resolve(_rootfs, null, "nobody-here", null, "", [], false));
