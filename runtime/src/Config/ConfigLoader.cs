@@ -101,6 +101,7 @@ public static class ConfigLoader
         {
             var g = config.Registries;
             g.Insecure = registries.StringList("insecure", g.Insecure);
+            g.TokenRealms = registries.StringList("token_realms", g.TokenRealms);
             g.PullTimeoutSeconds = registries.Int("pull_timeout_seconds", g.PullTimeoutSeconds, 1, 86400);
             g.MaxConcurrentDownloads = registries.Int("max_concurrent_downloads", g.MaxConcurrentDownloads, 1, 64);
             foreach (string host in registries.NamedKeys("mirrors"))

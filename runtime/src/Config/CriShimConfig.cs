@@ -69,6 +69,11 @@ public sealed class RegistriesConfig
     public List<string> Insecure { get; set; } = [];
     /// <summary>Registry host to mirror endpoints (e.g. "docker.io" = ["http://127.0.0.1:5000"]), tried in order before it.</summary>
     public Dictionary<string, List<string>> Mirrors { get; set; } = new();
+    /// <summary>
+    /// Hosts of Bearer token servers that may receive a pull's credentials when a registry's challenge names
+    /// them; any other realm off the registry's own host gets an anonymous token request.
+    /// </summary>
+    public List<string> TokenRealms { get; set; } = ["auth.docker.io"];
     public int PullTimeoutSeconds { get; set; } = 300;
     public int MaxConcurrentDownloads { get; set; } = 3;
 }

@@ -60,6 +60,9 @@ public static class DefaultConfigFile
         [registries]
         # Registries reached over plain HTTP (host or host:port); localhost and 127.0.0.0/8 always are.
         insecure = []
+        # Token servers (host or host:port) that may receive pull credentials when a registry's Bearer
+        # challenge sends the client to them; other hosts than the registry's own get no credentials.
+        token_realms = ["auth.docker.io"]
         # Whole-pull limit.
         pull_timeout_seconds = 300
         # Layers of one image downloaded at the same time.
