@@ -66,6 +66,7 @@ public static class ConfigLoader
             r.DefaultHandler = runtime.String("default_handler", r.DefaultHandler);
             r.CgroupDriver = runtime.OneOf("cgroup_driver", r.CgroupDriver, "cgroupfs", "systemd");
             r.Conmon = runtime.AbsolutePath("conmon", r.Conmon);
+            r.AllowedAnnotations = runtime.StringList("allowed_annotations", r.AllowedAnnotations);
             foreach (string name in runtime.NamedKeys("handlers"))
             {
                 var handler = runtime.Named("handlers", name);

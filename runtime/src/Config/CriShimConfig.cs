@@ -31,6 +31,12 @@ public sealed class RuntimeConfigSection
     public string DefaultHandler { get; set; } = "runc";
     public string CgroupDriver { get; set; } = "cgroupfs";
     public string Conmon { get; set; } = "/usr/bin/conmon";
+    /// <summary>
+    /// CRI container annotations copied into the OCI spec, where the runtime and CRIU act on some of them
+    /// (org.criu.config names a CRIU config, which can run an action script as host root; crun reads run.oci.*).
+    /// Exact keys, or prefixes ending in '*'. Empty: none, as pod authors control annotations.
+    /// </summary>
+    public List<string> AllowedAnnotations { get; set; } = [];
     public Dictionary<string, RuntimeHandlerConfig> Handlers { get; set; } = new()
     {
         ["runc"] = new RuntimeHandlerConfig { Path = "/usr/bin/runc" },

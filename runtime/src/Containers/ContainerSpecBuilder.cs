@@ -22,7 +22,8 @@ public sealed record ContainerSpecInput(
     bool RuntimeHasRecursiveReadOnlyMounts = false,
     bool RuntimeHasIdMappedMounts = false,
     IReadOnlyDictionary<Mount, string>? ImageVolumeSources = null,
-    int TargetContainerPid = 0);
+    int TargetContainerPid = 0,
+    IReadOnlyList<string>? AllowedAnnotations = null);
 
 /// <summary>Turns a CRI ContainerConfig plus the image config into an OCI runtime spec (config.json).</summary>
 public static class ContainerSpecBuilder
@@ -404,10 +405,17 @@ public static class ContainerSpecBuilder
             ?? throw new ArgumentException($"seccomp profile {path} is not a JSON object");
     }
 
+    /// <summary>Whether the node's runtime.allowed_annotations lets a CRI annotation into the OCI spec.</summary>
+    public static bool IsAllowedAnnotation(IReadOnlyList<string> allowed, string key) =>
+        allowed.Any(pattern => pattern.EndsWith('*') ? key.StartsWith(pattern[..^1], StringComparison.Ordinal) : key == pattern);
+
     private static JsonObject Annotations(ContainerSpecInput input)
     {
         var annotations = new JsonObject();
-        foreach (var (key, value) in input.Config.Annotations) annotations[key] = value;
+        foreach (var (key, value) in input.Config.Annotations.Where(a => IsAllowedAnnotation(input.AllowedAnnotations ?? [], a.Key)))
+        {
+            annotations[key] = value;
+        }
         var podMetadata = input.Pod.ConfigMessage.Metadata;
         annotations["io.kubernetes.cri.container-type"] = "container";
         annotations["io.kubernetes.cri.container-name"] = input.Config.Metadata.Name;
