@@ -156,7 +156,10 @@ public sealed class ContainerService(
         Dictionary<Mount, StoredImage> volumeImages, OciRuntime runtime, CancellationToken cancellationToken)
     {
         var containerConfig = record.ConfigMessage;
-        var idMap = PodUserNamespace.Of(pod.ConfigMessage)?.RootfsIdMap(pod.InfraPid);
+        var userNamespace = PodUserNamespace.Of(pod.ConfigMessage);
+        var idMap = userNamespace?.RootfsIdMap(pod.InfraPid);
+        // The pod's root reaches the container's volumes from inside its namespace.
+        userNamespace?.OpenStateTo(paths, containers.DirectoryOf(record.Id));
         string rootfsPath = await rootfs.MountAsync(record.Id, image, cancellationToken, idMap);
         var security = containerConfig.Linux?.SecurityContext ?? new LinuxContainerSecurityContext();
         var user = ContainerUserResolver.Resolve(rootfsPath, security.RunAsUser?.Value, security.RunAsUsername,
@@ -164,7 +167,7 @@ public sealed class ContainerService(
             security.SupplementalGroupsPolicy == SupplementalGroupsPolicy.Strict);
         record.User = new ContainerIdentity(user.Uid, user.Gid, [user.Gid, .. user.AdditionalGids]);
         string bundle = BundleDir(record.Id);
-        Directory.CreateDirectory(bundle);
+        StateDirectory.Create(bundle);
         var features = await runtime.FeaturesAsync();
         var imageVolumeSources = volumeImages.ToDictionary(v => v.Key, v => imageVolumes.Mount(ImageVolumesDir(record.Id), v.Value, v.Key.ImageSubPath, idMap));
         var spec = ContainerSpecBuilder.Build(new ContainerSpecInput(record.Id, containerConfig, pod, pods.DirectoryOf(pod.Id),
@@ -419,7 +422,7 @@ public sealed class ContainerService(
         {
             throw new WrongStateException($"container {record.Id} is {Describe(record.State)}, not running");
         }
-        Directory.CreateDirectory(paths.Exec);
+        StateDirectory.Create(paths.Exec);
         string pidFile = Path.Combine(paths.Exec, $"{record.Id}-{NewId()[..12]}.pid");
         // The CRI's 0 means no limit; a day bounds a forgotten exec.
         var limit = timeoutSeconds > 0 ? TimeSpan.FromSeconds(timeoutSeconds) : TimeSpan.FromDays(1);

@@ -344,7 +344,11 @@ public static class ContainerSpecBuilder
             string source = Path.Combine(input.VolumesDir, Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(destination)));
             if (!Directory.Exists(source))
             {
-                Directory.CreateDirectory(source);
+                // Searchable, so a user-namespaced pod's root reaches its volumes; others are kept out by the container's dir.
+                Store.StateDirectory.Create(input.VolumesDir, Store.StateDirectory.Traversable);
+                // The volume's root, as the container sees it.
+                Store.StateDirectory.Create(source, Store.StateDirectory.Private | UnixFileMode.GroupRead | UnixFileMode.GroupExecute |
+                    UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
                 // A fresh volume belongs to the container's root, which in a pod user namespace is not the host's.
                 if (PodUserNamespace.Of(podNamespaces) is { } userns) FileNodes.ChangeOwner(source, (int)userns.Uids.HostId, (int)userns.Gids.HostId);
             }

@@ -9,8 +9,8 @@ namespace CriShim.Runtime.Server;
 public sealed class SocketGuard : IDisposable
 {
     private readonly FileStream _lock;
-    /// <summary>Device and inode of the socket we bound; null until then.</summary>
-    private (ulong Device, ulong Inode)? _bound;
+    /// <summary>Device, inode and ctime of the socket we bound (an inode number alone may be reused); null until then.</summary>
+    private (ulong Device, ulong Inode, (long, uint) ChangeTime)? _bound;
 
     private SocketGuard(string socketPath, FileStream lockFile)
     {
@@ -23,11 +23,8 @@ public sealed class SocketGuard : IDisposable
     public static SocketGuard Acquire(string socketPath)
     {
         string directory = Path.GetDirectoryName(socketPath)!;
-        if (!Directory.Exists(directory))
-        {
-            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
-                UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
-        }
+        // The socket's group may reach the socket, not list the directory (often the run root).
+        Store.StateDirectory.Create(directory, Store.StateDirectory.GroupTraversable);
         FileStream lockFile;
         try
         {
@@ -86,8 +83,8 @@ public sealed class SocketGuard : IDisposable
         _bound = Identity(SocketPath);
     }
 
-    private static (ulong Device, ulong Inode)? Identity(string path) =>
-        CriShim.NativeInterop.LinkStatus.Of(path) is { } status ? (status.Device, status.Inode) : null;
+    private static (ulong Device, ulong Inode, (long, uint) ChangeTime)? Identity(string path) =>
+        CriShim.NativeInterop.LinkStatus.Of(path) is { } status ? (status.Device, status.Inode, status.ChangeTime) : null;
 
     /// <summary>Removes the socket only if it is still the one we bound: another daemon may have replaced it since.</summary>
     public void Dispose()
