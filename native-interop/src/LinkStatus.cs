@@ -3,7 +3,8 @@ using Tmds.Linux;
 namespace CriShim.NativeInterop;
 
 /// <summary>What lstat(2) says of a path itself (a symlink is not followed): the fields disk-usage walks need.</summary>
-public readonly record struct LinkStatus(uint Mode, ulong Inode, ulong Device, uint LinkCount, ulong AllocatedBytes)
+/// <param name="ChangeTime">ctime as (seconds, nanoseconds): with device and inode, tells a file from a later one that reused its inode.</param>
+public readonly record struct LinkStatus(uint Mode, ulong Inode, ulong Device, uint LinkCount, ulong AllocatedBytes, (long Seconds, uint Nanoseconds) ChangeTime)
 {
     private const uint FileTypeMask = 0xF000; // S_IFMT
     private const uint DirectoryType = 0x4000; // S_IFDIR
@@ -29,6 +30,6 @@ public readonly record struct LinkStatus(uint Mode, ulong Inode, ulong Device, u
         }
         // st_blocks counts 512-byte units whatever the filesystem's block size.
         return new LinkStatus(buffer.stx_mode, buffer.stx_ino, FileNodes.MakeDevice(buffer.stx_dev_major, buffer.stx_dev_minor),
-            buffer.stx_nlink, buffer.stx_blocks * 512);
+            buffer.stx_nlink, buffer.stx_blocks * 512, (buffer.stx_ctime.tv_sec, buffer.stx_ctime.tv_nsec));
     }
 }

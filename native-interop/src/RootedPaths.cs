@@ -24,14 +24,29 @@ public static unsafe class RootedPaths
     }
 
     /// <summary>An O_PATH handle on the directory <paramref name="relative"/> names inside <paramref name="root"/>.</summary>
-    public static SafeFileHandle OpenDirectoryInRoot(string root, string relative)
+    public static SafeFileHandle OpenDirectoryInRoot(string root, string relative) =>
+        OpenInRoot(root, relative, LibC.O_PATH | LibC.O_DIRECTORY);
+
+    /// <summary>
+    /// A read-only handle on the file <paramref name="relative"/> names inside <paramref name="root"/>, or null
+    /// when there is none. Non-blocking, so a FIFO planted there cannot hang the reader.
+    /// </summary>
+    public static SafeFileHandle? OpenFileInRoot(string root, string relative)
+    {
+        try
+        {
+            return OpenInRoot(root, relative, LibC.O_RDONLY | LibC.O_NONBLOCK | LibC.O_NOCTTY);
+        }
+        catch (NativeCallException e) when (e.Errno == LibC.ENOENT || e.Errno == LibC.ENOTDIR)
+        {
+            return null;
+        }
+    }
+
+    private static SafeFileHandle OpenInRoot(string root, string relative, int flags)
     {
         using var rootHandle = DirectoryHandles.OpenPath(root);
-        var how = new OpenHow
-        {
-            Flags = (ulong)(LibC.O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC),
-            Resolve = ResolveInRoot | ResolveNoMagicLinks,
-        };
+        var how = new OpenHow { Flags = (ulong)(flags | LibC.O_CLOEXEC), Resolve = ResolveInRoot | ResolveNoMagicLinks };
         fixed (byte* path = Utf8Path.From(relative))
         {
             int fd = (int)Errno.Check((long)LibC.syscall(SysOpenat2, (void*)rootHandle.DangerousGetHandle(), path, &how, (void*)sizeof(OpenHow)),

@@ -227,10 +227,9 @@ public sealed class CheckpointPipeline(
     /// <summary>The work dir and its in-flight marker (so a restarted daemon can undo the checkpoint), and the spec.</summary>
     private async Task PrepareAsync(Capture capture, CancellationToken token)
     {
-        const UnixFileMode rootOnlyDir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-        Directory.CreateDirectory(capture.WorkDir, rootOnlyDir);
+        StateDirectory.Create(capture.WorkDir);
         // crun does not create its image dir.
-        Directory.CreateDirectory(capture.ImagesDir, rootOnlyDir);
+        StateDirectory.Create(capture.ImagesDir);
         AtomicFile.Write(Path.Combine(capture.WorkDir, InFlightFile),
             JsonSerializer.SerializeToUtf8Bytes(new CheckpointInFlight(capture.Record.Id, capture.Record.RuntimeHandler, capture.TempArchive,
                 DateTimeOffset.UtcNow + DumpSafetyLimit), CheckpointJson.Default.CheckpointInFlight));

@@ -66,6 +66,7 @@ public static class ConfigLoader
             r.DefaultHandler = runtime.String("default_handler", r.DefaultHandler);
             r.CgroupDriver = runtime.OneOf("cgroup_driver", r.CgroupDriver, "cgroupfs", "systemd");
             r.Conmon = runtime.AbsolutePath("conmon", r.Conmon);
+            r.AllowedAnnotations = runtime.StringList("allowed_annotations", r.AllowedAnnotations);
             foreach (string name in runtime.NamedKeys("handlers"))
             {
                 var handler = runtime.Named("handlers", name);
@@ -101,6 +102,7 @@ public static class ConfigLoader
         {
             var g = config.Registries;
             g.Insecure = registries.StringList("insecure", g.Insecure);
+            g.TokenRealms = registries.StringList("token_realms", g.TokenRealms);
             g.PullTimeoutSeconds = registries.Int("pull_timeout_seconds", g.PullTimeoutSeconds, 1, 86400);
             g.MaxConcurrentDownloads = registries.Int("max_concurrent_downloads", g.MaxConcurrentDownloads, 1, 64);
             foreach (string host in registries.NamedKeys("mirrors"))

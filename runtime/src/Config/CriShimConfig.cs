@@ -31,6 +31,12 @@ public sealed class RuntimeConfigSection
     public string DefaultHandler { get; set; } = "runc";
     public string CgroupDriver { get; set; } = "cgroupfs";
     public string Conmon { get; set; } = "/usr/bin/conmon";
+    /// <summary>
+    /// CRI container annotations copied into the OCI spec, where the runtime and CRIU act on some of them
+    /// (org.criu.config names a CRIU config, which can run an action script as host root; crun reads run.oci.*).
+    /// Exact keys, or prefixes ending in '*'. Empty: none, as pod authors control annotations.
+    /// </summary>
+    public List<string> AllowedAnnotations { get; set; } = [];
     public Dictionary<string, RuntimeHandlerConfig> Handlers { get; set; } = new()
     {
         ["runc"] = new RuntimeHandlerConfig { Path = "/usr/bin/runc" },
@@ -69,6 +75,11 @@ public sealed class RegistriesConfig
     public List<string> Insecure { get; set; } = [];
     /// <summary>Registry host to mirror endpoints (e.g. "docker.io" = ["http://127.0.0.1:5000"]), tried in order before it.</summary>
     public Dictionary<string, List<string>> Mirrors { get; set; } = new();
+    /// <summary>
+    /// Hosts of Bearer token servers that may receive a pull's credentials when a registry's challenge names
+    /// them; any other realm off the registry's own host gets an anonymous token request.
+    /// </summary>
+    public List<string> TokenRealms { get; set; } = ["auth.docker.io"];
     public int PullTimeoutSeconds { get; set; } = 300;
     public int MaxConcurrentDownloads { get; set; } = 3;
 }

@@ -26,6 +26,11 @@ public static class DefaultConfigFile
         cgroup_driver = "cgroupfs"
         # conmon, the per-container monitor that holds stdio, writes logs and exit codes.
         conmon = "/usr/bin/conmon"
+        # CRI container annotations passed into the OCI spec, where runc, crun and CRIU act on some
+        # (org.criu.config names a CRIU config, which can run an action script as root). Pod authors
+        # write annotations, so none pass by default. Exact keys or prefixes ending in '*', e.g.
+        # ["org.criu.config", "run.oci.*"].
+        allowed_annotations = []
 
         # One table per runtime handler (the kubelet's RuntimeClass handler names).
         # root: the runtime's --root state dir; empty means <run_root>/<handler name>.
@@ -60,6 +65,9 @@ public static class DefaultConfigFile
         [registries]
         # Registries reached over plain HTTP (host or host:port); localhost and 127.0.0.0/8 always are.
         insecure = []
+        # Token servers (host or host:port) that may receive pull credentials when a registry's Bearer
+        # challenge sends the client to them; other hosts than the registry's own get no credentials.
+        token_realms = ["auth.docker.io"]
         # Whole-pull limit.
         pull_timeout_seconds = 300
         # Layers of one image downloaded at the same time.

@@ -95,7 +95,7 @@ public sealed class ContainerService(
             }
             var podConfig = pod.ConfigMessage;
             string logPath = podConfig.LogDirectory.Length > 0 && containerConfig.LogPath.Length > 0
-                ? Path.Combine(podConfig.LogDirectory, containerConfig.LogPath)
+                ? LogPathIn(podConfig.LogDirectory, containerConfig.LogPath)
                 : Path.Combine(containers.DirectoryOf(id), "container.log");
             record = new ContainerRecord
             {
@@ -134,6 +134,19 @@ public sealed class ContainerService(
         }
     }
 
+    /// <summary>
+    /// The container's log file: log_path relative to the pod's log_directory, never outside it, as conmon
+    /// (host root) creates and writes whatever file it is given.
+    /// </summary>
+    internal static string LogPathIn(string logDirectory, string logPath)
+    {
+        if (Path.IsPathRooted(logPath) || logPath.Contains('\0') || logPath.Split('/').Contains(".."))
+        {
+            throw new ArgumentException($"log_path \"{logPath}\" must be a relative path inside the pod's log directory, without \"..\"");
+        }
+        return Path.Combine(logDirectory, logPath);
+    }
+
     private static string StopSignal(ContainerConfig config, StoredImage image)
     {
         if (config.StopSignal != Signal.RuntimeDefault) return config.StopSignal.ToString().Replace("Sig", "SIG", StringComparison.Ordinal).ToUpperInvariant();
@@ -149,7 +162,10 @@ public sealed class ContainerService(
         Dictionary<Mount, StoredImage> volumeImages, OciRuntime runtime, CancellationToken cancellationToken)
     {
         var containerConfig = record.ConfigMessage;
-        var idMap = PodUserNamespace.Of(pod.ConfigMessage)?.RootfsIdMap(pod.InfraPid);
+        var userNamespace = PodUserNamespace.Of(pod.ConfigMessage);
+        var idMap = userNamespace?.RootfsIdMap(pod.InfraPid);
+        // The pod's root reaches the container's volumes from inside its namespace.
+        userNamespace?.OpenStateTo(paths, containers.DirectoryOf(record.Id));
         string rootfsPath = await rootfs.MountAsync(record.Id, image, cancellationToken, idMap);
         var security = containerConfig.Linux?.SecurityContext ?? new LinuxContainerSecurityContext();
         var user = ContainerUserResolver.Resolve(rootfsPath, security.RunAsUser?.Value, security.RunAsUsername,
@@ -157,13 +173,13 @@ public sealed class ContainerService(
             security.SupplementalGroupsPolicy == SupplementalGroupsPolicy.Strict);
         record.User = new ContainerIdentity(user.Uid, user.Gid, [user.Gid, .. user.AdditionalGids]);
         string bundle = BundleDir(record.Id);
-        Directory.CreateDirectory(bundle);
+        StateDirectory.Create(bundle);
         var features = await runtime.FeaturesAsync();
         var imageVolumeSources = volumeImages.ToDictionary(v => v.Key, v => imageVolumes.Mount(ImageVolumesDir(record.Id), v.Value, v.Key.ImageSubPath, idMap));
         var spec = ContainerSpecBuilder.Build(new ContainerSpecInput(record.Id, containerConfig, pod, pods.DirectoryOf(pod.Id),
             image, rootfsPath, Path.Combine(containers.DirectoryOf(record.Id), "volumes"), user, config.Runtime.CgroupDriver,
             config.Checkpoint.CriuConfig, features.RecursiveReadOnlyMounts, features.IdMappedMounts, imageVolumeSources,
-            TargetContainerPid(security.NamespaceOptions, pod)));
+            TargetContainerPid(security.NamespaceOptions, pod), config.Runtime.AllowedAnnotations));
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
         Directory.CreateDirectory(Path.GetDirectoryName(record.LogPath)!);
         var metadata = containerConfig.Metadata;
@@ -437,7 +453,7 @@ public sealed class ContainerService(
         {
             throw new WrongStateException($"container {record.Id} is {Describe(record.State)}, not running");
         }
-        Directory.CreateDirectory(paths.Exec);
+        StateDirectory.Create(paths.Exec);
         string pidFile = Path.Combine(paths.Exec, $"{record.Id}-{NewId()[..12]}.pid");
         // The CRI's 0 means no limit; a day bounds a forgotten exec.
         var limit = timeoutSeconds > 0 ? TimeSpan.FromSeconds(timeoutSeconds) : TimeSpan.FromDays(1);

@@ -18,7 +18,7 @@ public static class ContainerServiceRegistration
     {
         var paths = new StatePaths(config);
         // conmon writes exit files here; clean-up paths expect the dir to exist before any container ran.
-        Directory.CreateDirectory(paths.ExitDir);
+        StateDirectory.Create(paths.ExitDir);
         services.AddSingleton(paths);
         services.AddSingleton(new Conmon(config.Runtime.Conmon));
         services.AddSingleton(sp => new RecordStore<PodSandboxRecord>(paths.Pods, PodSandboxRecordJson.Default.PodSandboxRecord,

@@ -22,7 +22,8 @@ public sealed record ContainerSpecInput(
     bool RuntimeHasRecursiveReadOnlyMounts = false,
     bool RuntimeHasIdMappedMounts = false,
     IReadOnlyDictionary<Mount, string>? ImageVolumeSources = null,
-    int TargetContainerPid = 0);
+    int TargetContainerPid = 0,
+    IReadOnlyList<string>? AllowedAnnotations = null);
 
 /// <summary>Turns a CRI ContainerConfig plus the image config into an OCI runtime spec (config.json).</summary>
 public static class ContainerSpecBuilder
@@ -343,7 +344,11 @@ public static class ContainerSpecBuilder
             string source = Path.Combine(input.VolumesDir, Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(destination)));
             if (!Directory.Exists(source))
             {
-                Directory.CreateDirectory(source);
+                // Searchable, so a user-namespaced pod's root reaches its volumes; others are kept out by the container's dir.
+                Store.StateDirectory.Create(input.VolumesDir, Store.StateDirectory.Traversable);
+                // The volume's root, as the container sees it.
+                Store.StateDirectory.Create(source, Store.StateDirectory.Private | UnixFileMode.GroupRead | UnixFileMode.GroupExecute |
+                    UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
                 // A fresh volume belongs to the container's root, which in a pod user namespace is not the host's.
                 if (PodUserNamespace.Of(podNamespaces) is { } userns) FileNodes.ChangeOwner(source, (int)userns.Uids.HostId, (int)userns.Gids.HostId);
             }
@@ -404,10 +409,17 @@ public static class ContainerSpecBuilder
             ?? throw new ArgumentException($"seccomp profile {path} is not a JSON object");
     }
 
+    /// <summary>Whether the node's runtime.allowed_annotations lets a CRI annotation into the OCI spec.</summary>
+    public static bool IsAllowedAnnotation(IReadOnlyList<string> allowed, string key) =>
+        allowed.Any(pattern => pattern.EndsWith('*') ? key.StartsWith(pattern[..^1], StringComparison.Ordinal) : key == pattern);
+
     private static JsonObject Annotations(ContainerSpecInput input)
     {
         var annotations = new JsonObject();
-        foreach (var (key, value) in input.Config.Annotations) annotations[key] = value;
+        foreach (var (key, value) in input.Config.Annotations.Where(a => IsAllowedAnnotation(input.AllowedAnnotations ?? [], a.Key)))
+        {
+            annotations[key] = value;
+        }
         var podMetadata = input.Pod.ConfigMessage.Metadata;
         annotations["io.kubernetes.cri.container-type"] = "container";
         annotations["io.kubernetes.cri.container-name"] = input.Config.Metadata.Name;

@@ -1,3 +1,5 @@
+using CriShim.NativeInterop;
+
 namespace CriShim.Runtime.Containers;
 
 /// <summary>The uid, gids and home a container process runs with.</summary>
@@ -22,8 +24,8 @@ public static class ContainerUserResolver
     public static ResolvedUser Resolve(string rootfs, long? runAsUser, string runAsUsername, long? runAsGroup,
         string imageUser, IEnumerable<long> supplementalGroups, bool strictGroups)
     {
-        var passwd = ReadPasswd(Path.Combine(rootfs, "etc", "passwd"));
-        var groups = ReadGroups(Path.Combine(rootfs, "etc", "group"));
+        var passwd = ReadPasswd(rootfs, "etc/passwd");
+        var groups = ReadGroups(rootfs, "etc/group");
 
         string userPart = imageUser, groupPart = "";
         int colon = imageUser.IndexOf(':');
@@ -77,22 +79,30 @@ public static class ContainerUserResolver
         return new ResolvedUser(uid, gid, distinct, entry?.Home is { Length: > 0 } home ? home : "/");
     }
 
-    private static List<PasswdEntry> ReadPasswd(string path) =>
-        ReadColonFile(path, 6, f => long.TryParse(f[2], out long uid) && long.TryParse(f[3], out long gid)
+    /// <summary>An image's account files are small; a bigger one is not read past this.</summary>
+    private const int AccountFileLimit = 4 << 20;
+
+    private static List<PasswdEntry> ReadPasswd(string rootfs, string path) =>
+        ReadColonFile(rootfs, path, 6, f => long.TryParse(f[2], out long uid) && long.TryParse(f[3], out long gid)
             ? new PasswdEntry(f[0], uid, gid, f[5])
             : null);
 
-    private static List<GroupEntry> ReadGroups(string path) =>
-        ReadColonFile(path, 4, f => long.TryParse(f[2], out long gid)
+    private static List<GroupEntry> ReadGroups(string rootfs, string path) =>
+        ReadColonFile(rootfs, path, 4, f => long.TryParse(f[2], out long gid)
             ? new GroupEntry(f[0], gid, f[3].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             : null);
 
-    private static List<T> ReadColonFile<T>(string path, int minFields, Func<string[], T?> parse) where T : class
+    /// <summary>Reads the file as the image means it: symlinks (of /etc too) resolve inside the rootfs, never to the host's files.</summary>
+    private static List<T> ReadColonFile<T>(string rootfs, string path, int minFields, Func<string[], T?> parse) where T : class
     {
-        // A symlink could point out of the rootfs; only read a regular file inside it.
-        var info = new FileInfo(path);
-        if (!info.Exists || info.LinkTarget is not null) return [];
-        return File.ReadLines(path)
+        using var handle = RootedPaths.OpenFileInRoot(rootfs, path);
+        if (handle is null) return [];
+        // A device or FIFO has no length: nothing is read from it.
+        long length = RandomAccess.GetLength(handle);
+        if (length > AccountFileLimit) throw new ArgumentException($"the image's /{path} is {length} bytes, more than the {AccountFileLimit} read");
+        var content = new byte[length];
+        int read = RandomAccess.Read(handle, content, 0);
+        return System.Text.Encoding.UTF8.GetString(content, 0, read).Split('\n')
             .Where(line => line.Length > 0 && !line.StartsWith('#'))
             .Select(line => line.Split(':'))
             .Where(fields => fields.Length >= minFields)

@@ -30,7 +30,7 @@ public sealed class ComponentProbe(CriShimConfig config, RuntimeHandlers handler
             {
                 try
                 {
-                    Directory.CreateDirectory(runtime.Root);
+                    Store.StateDirectory.Create(runtime.Root);
                     var (version, canCheckpoint) = await runtime.VersionAsync(cancellationToken);
                     var features = await runtime.FeaturesAsync();
                     probes.Add(new HandlerProbe(runtime.Handler, runtime.BinaryPath, true, version, "", canCheckpoint,

@@ -21,6 +21,6 @@ public static partial class ContentDigest
     /// <summary>The hex part, used as a file name.</summary>
     public static string Hex(string digest) => digest[Prefix.Length..];
 
-    [GeneratedRegex("^sha256:[a-f0-9]{64}$")]
+    [GeneratedRegex(@"^sha256:[a-f0-9]{64}\z")]
     private static partial Regex Sha256Pattern();
 }

@@ -18,8 +18,8 @@ public sealed class ContentStore
         _blobs = Path.Combine(imagesRoot, "blobs", "sha256");
         IngestDirectory = Path.Combine(imagesRoot, "ingest");
         if (Directory.Exists(IngestDirectory)) Directory.Delete(IngestDirectory, recursive: true);
-        Directory.CreateDirectory(IngestDirectory);
-        Directory.CreateDirectory(_blobs);
+        StateDirectory.Create(IngestDirectory);
+        StateDirectory.Create(_blobs);
         foreach (var blob in new DirectoryInfo(_blobs).EnumerateFiles())
         {
             _sizes[ContentDigest.Prefix + blob.Name] = blob.Length;
@@ -43,7 +43,7 @@ public sealed class ContentStore
     {
         if (Has(digest)) return;
         if (ContentDigest.Of(content) != digest) throw new InvalidDataException($"content does not match digest {digest}");
-        AtomicFile.Write(BlobPath(digest), content, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        AtomicFile.Write(BlobPath(digest), content);
         _sizes[digest] = content.Length;
     }
 
@@ -80,7 +80,7 @@ public sealed class ContentStore
             {
                 Mode = FileMode.CreateNew,
                 Access = FileAccess.Write,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
                 BufferSize = 1 << 16,
             });
         }

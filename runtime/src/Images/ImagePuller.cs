@@ -153,7 +153,7 @@ public sealed class ImagePuller(
         LayerUsage usage;
         try
         {
-            usage = await LayerUnpacker.UnpackAsync(diff, pending.DiffDirectory, cancellationToken);
+            usage = await LayerUnpacker.UnpackAsync(diff, pending.DiffDirectory, layer.Size, cancellationToken);
             await diff.DrainAsync(cancellationToken);
         }
         catch (Exception unpackError) when (ingest is not null && unpackError is not OperationCanceledException)

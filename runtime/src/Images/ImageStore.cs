@@ -182,7 +182,7 @@ public sealed partial class ImageStore : IImageLookup
     private void Save() =>
         AtomicFile.Write(_path, JsonSerializer.SerializeToUtf8Bytes(new ImageRecordFile { Images = _records }, ImageJsonContext.Default.ImageRecordFile));
 
-    [GeneratedRegex("^sha256:[a-f0-9]{3,63}$")]
+    [GeneratedRegex(@"^sha256:[a-f0-9]{3,63}\z")]
     private static partial Regex HexPrefix();
 
     /// <summary>Blobs and layers a pull is fetching or about to record; held until the pull ends.</summary>

@@ -1,5 +1,6 @@
 using CriShim.NativeInterop;
 using CriShim.Runtime.Server;
+using CriShim.Runtime.Store;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Images;
@@ -59,12 +60,14 @@ public sealed class ImageVolumes(ImageStore images, LayerStore layers, ILogger<I
         for (int padding = lowerDirs.Count; padding < 2; padding++)
         {
             string empty = Path.Combine(volumesDirectory, EmptyLowerDir, padding.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            Directory.CreateDirectory(empty);
+            StateDirectory.Create(empty);
             lowerDirs.Add(empty);
         }
         string options = "lowerdir=" + string.Join(':', lowerDirs);
         OverlayRootfsService.CheckOptionsFit(options, $"image {image.Id}", diffIds.Count);
-        Directory.CreateDirectory(target);
+        // Searchable, so a user-namespaced pod's root reaches its volumes; others are kept out by the container's dir.
+        StateDirectory.Create(volumesDirectory, StateDirectory.Traversable);
+        StateDirectory.Create(target);
         // Binaries in an image volume may run (no noexec); set-id bits and device nodes stay inert.
         WorkingDirectories.RunIn(layers.Home, () =>
             Mounts.Mount("overlay", target, "overlay", MountFlags.ReadOnly | MountFlags.NoSuid | MountFlags.NoDev, options));

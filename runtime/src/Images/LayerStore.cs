@@ -31,8 +31,8 @@ public sealed class LayerStore
         _layers = Path.Combine(imagesRoot, "layers");
         _links = Path.Combine(imagesRoot, "l");
         _ingest = ingestDirectory;
-        Directory.CreateDirectory(_layers);
-        Directory.CreateDirectory(_links);
+        StateDirectory.Create(_layers);
+        StateDirectory.Create(_links);
         foreach (var layer in new DirectoryInfo(_layers).EnumerateDirectories())
         {
             string usagePath = Path.Combine(layer.FullName, UsageFile);
@@ -97,7 +97,7 @@ public sealed class LayerStore
         string final = LayerDirectory(diffId);
         if (Directory.Exists(final)) return; // another pull got there first; pending is discarded
         string linkId = RandomNumberGenerator.GetString("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", LinkIdLength);
-        File.WriteAllText(Path.Combine(pending.Path, LinkFile), linkId);
+        AtomicFile.WriteText(Path.Combine(pending.Path, LinkFile), linkId);
         AtomicFile.Write(Path.Combine(pending.Path, UsageFile), JsonSerializer.SerializeToUtf8Bytes(usage, ImageJsonContext.Default.LayerUsage));
         File.CreateSymbolicLink(Path.Combine(_links, linkId), Path.Combine("..", "layers", ContentDigest.Hex(diffId), "diff"));
         Directory.Move(pending.Path, final);
@@ -125,7 +125,10 @@ public sealed class LayerStore
         internal PendingLayer(string path)
         {
             Path = path;
-            Directory.CreateDirectory(DiffDirectory);
+            StateDirectory.Create(path);
+            // The layer's root: its mode is the image's "/" where it is the top layer of an image volume.
+            StateDirectory.Create(DiffDirectory, StateDirectory.Private | UnixFileMode.GroupRead | UnixFileMode.GroupExecute |
+                UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         }
 
         public string Path { get; }

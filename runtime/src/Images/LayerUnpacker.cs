@@ -21,9 +21,10 @@ public static class LayerUnpacker
     private const string XattrPaxPrefix = "SCHILY.xattr.";
     private const int NotSupported = 95; // EOPNOTSUPP: the file system keeps no xattrs of that namespace
 
-    public static async Task<LayerUsage> UnpackAsync(Stream tar, string root, CancellationToken cancellationToken)
+    /// <param name="layerSize">The layer descriptor's size: no file is preallocated beyond it, whatever its tar header claims.</param>
+    public static async Task<LayerUsage> UnpackAsync(Stream tar, string root, long layerSize, CancellationToken cancellationToken)
     {
-        var extraction = new Extraction(Path.GetFullPath(root));
+        var extraction = new Extraction(Path.GetFullPath(root), layerSize);
         await using var reader = new TarReader(tar, leaveOpen: true);
         while (await reader.GetNextEntryAsync(copyData: false, cancellationToken) is { } entry)
         {
@@ -42,7 +43,7 @@ public static class LayerUnpacker
         return string.Join('/', parts);
     }
 
-    private sealed class Extraction(string root)
+    private sealed class Extraction(string root, long preallocationLimit)
     {
         // Directories known to be real (not symlinks) inside root; a path is checked once, not per entry.
         private readonly HashSet<string> _realDirectories = [root];
@@ -66,7 +67,13 @@ public static class LayerUnpacker
             if (name.StartsWith(WhiteoutPrefix + WhiteoutPrefix, StringComparison.Ordinal)) return; // AUFS bookkeeping
             if (name.StartsWith(WhiteoutPrefix, StringComparison.Ordinal))
             {
-                string hidden = Path.Combine(parent, name[WhiteoutPrefix.Length..]);
+                string whitedOut = name[WhiteoutPrefix.Length..];
+                // ".wh.", ".wh.." and ".wh..." would hide the parent or grandparent, not an entry of it.
+                if (whitedOut is "" or "." or "..")
+                {
+                    throw new UnsafeLayerException($"layer entry \"{entry.Name}\" is a whiteout that names no entry");
+                }
+                string hidden = Path.Combine(parent, whitedOut);
                 RemoveExisting(hidden);
                 FileNodes.MakeCharacterDevice(hidden, 0, 0, 0);
                 Usage.Inodes++;
@@ -93,7 +100,8 @@ public static class LayerUnpacker
                         Mode = FileMode.CreateNew, // O_EXCL: never through a symlink that appeared meanwhile
                         Access = FileAccess.Write,
                         UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-                        PreallocationSize = entry.Length,
+                        // A header's size is a claim until the data arrives; the descriptor's size is verified.
+                        PreallocationSize = Math.Min(entry.Length, preallocationLimit),
                     }))
                     {
                         if (entry.DataStream is { } data) await data.CopyToAsync(file, cancellationToken);

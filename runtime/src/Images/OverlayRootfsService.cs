@@ -44,11 +44,19 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
             if (diffIds is null)
             {
                 diffIds = images.DiffIdsOf(image.Id) ?? throw new NotFoundException($"image {image.Id} is not in the store");
-                foreach (string dir in new[] { upper, work, merged }) Directory.CreateDirectory(dir);
+                StateDirectory.Create(work);
+                StateDirectory.Create(merged);
+                // The overlay's root takes the upper dir's mode: the container's "/". Host users are kept out by its parent.
+                StateDirectory.Create(upper, StateDirectory.Private | UnixFileMode.GroupRead | UnixFileMode.GroupExecute |
+                    UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
                 AtomicFile.WriteText(Path.Combine(directory, LayersFile), string.Join('\n', diffIds));
             }
-            // The overlay's root directory takes the upper dir's owner.
-            if (idMap is not null) FileNodes.ChangeOwner(upper, (int)idMap.RootHostUid, (int)idMap.RootHostGid);
+            if (idMap is not null)
+            {
+                // The overlay's root directory takes the upper dir's owner; the pod's root reaches merged/ from inside its namespace.
+                FileNodes.ChangeOwner(upper, (int)idMap.RootHostUid, (int)idMap.RootHostGid);
+                StateDirectory.OpenToGroup(directory, idMap.RootHostGid);
+            }
             using (var lowers = layers.Lowers(diffIds, idMap, $"container {containerId}"))
             {
                 // An image without layers gets an empty lower dir.
@@ -142,7 +150,7 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
     private static string EnsureEmptyLower(string directory)
     {
         string empty = Path.Combine(directory, "empty");
-        Directory.CreateDirectory(empty);
+        StateDirectory.Create(empty);
         return empty;
     }
 
@@ -158,7 +166,7 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
 
     private static bool Exists(string path) => (int)new FileInfo(path).Attributes != -1;
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\z")]
     private static partial Regex ContainerIdPattern();
 }
 

@@ -35,7 +35,8 @@ public sealed partial class RegistryClient(HttpClient http, RegistryEndpoints en
     private sealed record CachedAuthorization(AuthenticationHeaderValue Header, DateTimeOffset Expires);
 
     public RegistryRepository Open(ImageReference reference, RegistryCredentials credentials) =>
-        new(this, endpoints.For(reference.Registry), reference, credentials);
+        new(this, endpoints.For(reference.Registry), reference,
+            endpoint => credentials.For(endpoints.MayReceiveCredentials(reference.Registry, credentials, endpoint)));
 
     /// <summary>GET {endpoint}v2/{repository}/{path}, authenticated as the registry demands.</summary>
     internal async Task<HttpResponseMessage> GetAsync(
@@ -96,7 +97,8 @@ public sealed partial class RegistryClient(HttpClient http, RegistryEndpoints en
             throw new RegistryException($"registry {endpoint.Authority} sent a Bearer challenge without a valid realm: {challenge.Parameter}");
         }
         parameters.TryGetValue("service", out string? service);
-        return await FetchTokenAsync(realmUri, service, parameters.GetValueOrDefault("scope", scope), credentials, cancellationToken);
+        return await FetchTokenAsync(realmUri, service, parameters.GetValueOrDefault("scope", scope),
+            credentials.For(endpoints.MayReceiveCredentials(endpoint, realmUri)), cancellationToken);
     }
 
     private async Task<CachedAuthorization> FetchTokenAsync(
@@ -216,7 +218,8 @@ public sealed partial class RegistryClient(HttpClient http, RegistryEndpoints en
 }
 
 /// <summary>One repository of one registry, for the length of a pull; remembers which endpoint (mirror) served it.</summary>
-public sealed class RegistryRepository(RegistryClient client, IReadOnlyList<Uri> endpoints, ImageReference reference, RegistryCredentials credentials)
+public sealed class RegistryRepository(RegistryClient client, IReadOnlyList<Uri> endpoints, ImageReference reference,
+    Func<Uri, RegistryCredentials> credentialsFor)
 {
     /// <summary>As containerd: a manifest or index is metadata, never megabytes.</summary>
     private const int MaxManifestBytes = 4 * 1024 * 1024;
@@ -232,7 +235,7 @@ public sealed class RegistryRepository(RegistryClient client, IReadOnlyList<Uri>
         {
             try
             {
-                using var response = await client.GetAsync(endpoint, reference.Repository, $"manifests/{tagOrDigest}", MediaTypes.AcceptedManifests, credentials, cancellationToken);
+                using var response = await client.GetAsync(endpoint, reference.Repository, $"manifests/{tagOrDigest}", MediaTypes.AcceptedManifests, credentialsFor(endpoint), cancellationToken);
                 if (response.StatusCode == HttpStatusCode.NotFound)
                 {
                     last = new NotFoundException($"image \"{reference}\" not found: {endpoint.Authority} has no manifest {tagOrDigest} in {reference.Repository} ({await RegistryClient.ErrorDetailAsync(response, cancellationToken)})");
@@ -244,9 +247,10 @@ public sealed class RegistryRepository(RegistryClient client, IReadOnlyList<Uri>
                 _resolved = endpoint;
                 return new FetchedManifest(content, response.Content.Headers.ContentType?.MediaType, ContentDigest.Of(content));
             }
-            catch (Exception e) when (e is RegistryException or LimitExceededException && endpoint != endpoints[^1])
+            catch (Exception e) when (e is RegistryException or LimitExceededException or UnauthenticatedException && endpoint != endpoints[^1])
             {
-                // A failing mirror is skipped, as containerd does; the registry itself is the last word.
+                // A failing mirror (or one wanting credentials it is not given) is skipped, as containerd does;
+                // the registry itself is the last word.
                 last = e;
             }
         }
@@ -257,7 +261,7 @@ public sealed class RegistryRepository(RegistryClient client, IReadOnlyList<Uri>
     public async Task<Stream> OpenBlobAsync(string digest, CancellationToken cancellationToken)
     {
         var endpoint = _resolved ?? endpoints[^1];
-        var response = await client.GetAsync(endpoint, reference.Repository, $"blobs/{digest}", [], credentials, cancellationToken);
+        var response = await client.GetAsync(endpoint, reference.Repository, $"blobs/{digest}", [], credentialsFor(endpoint), cancellationToken);
         try
         {
             await EnsureSuccessAsync(response, $"blob {digest}", endpoint, cancellationToken);

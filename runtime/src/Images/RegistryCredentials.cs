@@ -11,6 +11,12 @@ public sealed record RegistryCredentials(string? Username, string? Password, str
 
     public bool HasPassword => !string.IsNullOrEmpty(Username);
 
+    /// <summary>The host[:port] the kubelet gave the credentials for (AuthConfig.server_address), if it named one.</summary>
+    public string? ServerHost { get; init; }
+
+    /// <summary>These credentials where they belong, anonymous elsewhere.</summary>
+    public RegistryCredentials For(bool belongs) => belongs ? this : Anonymous;
+
     /// <summary>Keys cached tokens, so one user's token is never sent for another's pull.</summary>
     public string Fingerprint { get; } = Convert.ToHexStringLower(SHA256.HashData(
         Encoding.UTF8.GetBytes($"{Username}\0{Password}\0{IdentityToken}\0{RegistryToken}")))[..16];
@@ -35,7 +41,18 @@ public sealed record RegistryCredentials(string? Username, string? Password, str
             if (colon < 0) throw new ArgumentException("auth.auth does not decode to user:password");
             (username, password) = (decoded[..colon], decoded[(colon + 1)..]);
         }
-        return new RegistryCredentials(NullIfEmpty(username), NullIfEmpty(password), NullIfEmpty(auth.IdentityToken), NullIfEmpty(auth.RegistryToken));
+        return new RegistryCredentials(NullIfEmpty(username), NullIfEmpty(password), NullIfEmpty(auth.IdentityToken), NullIfEmpty(auth.RegistryToken))
+        {
+            ServerHost = HostOf(auth.ServerAddress),
+        };
+    }
+
+    /// <summary>"host[:port]" of a docker config key: "https://index.docker.io/v1/", "quay.io", "host:5000/path".</summary>
+    private static string? HostOf(string serverAddress)
+    {
+        if (serverAddress.Length == 0) return null;
+        string withScheme = serverAddress.Contains("://") ? serverAddress : "https://" + serverAddress;
+        return Uri.TryCreate(withScheme, UriKind.Absolute, out var uri) ? uri.Authority : null;
     }
 
     private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;

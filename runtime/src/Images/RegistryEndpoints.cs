@@ -33,6 +33,25 @@ public sealed class RegistryEndpoints(RegistriesConfig config)
         return uri;
     }
 
+    /// <summary>
+    /// Whether a pull's credentials may go to <paramref name="endpoint"/>: the registry's own endpoint, or the host
+    /// the kubelet gave them for; never a mirror otherwise, as a mirror is another party.
+    /// </summary>
+    public bool MayReceiveCredentials(string registry, RegistryCredentials credentials, Uri endpoint) =>
+        endpoint == For(registry)[^1] || SameHost(credentials.ServerHost, endpoint);
+
+    /// <summary>
+    /// Whether a token server named by <paramref name="endpoint"/>'s challenge may receive the credentials: one on
+    /// the endpoint's own host, or a configured one; and never over plain HTTP from an https registry.
+    /// </summary>
+    public bool MayReceiveCredentials(Uri endpoint, Uri realm) =>
+        (realm.Scheme == Uri.UriSchemeHttps || endpoint.Scheme == Uri.UriSchemeHttp)
+        && (realm.Host.Equals(endpoint.Host, StringComparison.OrdinalIgnoreCase)
+            || config.TokenRealms.Any(host => SameHost(host, realm)));
+
+    private static bool SameHost(string? hostAndPort, Uri uri) =>
+        hostAndPort is not null && (hostAndPort.Equals(uri.Authority, StringComparison.OrdinalIgnoreCase) || hostAndPort.Equals(uri.Host, StringComparison.OrdinalIgnoreCase));
+
     public bool IsPlainHttp(string hostAndPort)
     {
         if (config.Insecure.Contains(hostAndPort)) return true;

@@ -42,8 +42,8 @@ public sealed class Conmon(string path)
     /// <summary>Creates the container through conmon; returns the container's init pid.</summary>
     public async Task<int> CreateAsync(ConmonLaunch launch, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(launch.ExitDir);
-        Directory.CreateDirectory(launch.SocketDir);
+        Store.StateDirectory.Create(launch.ExitDir);
+        Store.StateDirectory.Create(launch.SocketDir);
         string syncFile = SyncFile(launch.BundleDir);
         File.Delete(syncFile);
         var args = new List<string>

@@ -17,11 +17,18 @@ public static class InfraSpec
     /// <summary>Creates the shared infra rootfs once: empty mount points and catatonit.</summary>
     public static void EnsureRootfs(string rootfs)
     {
+        // The infra container's "/", 0755: its unprivileged process runs /catatonit, and the OCI runtime of a
+        // user-namespaced pod opens it as nobody. Set each time, as start-up closes the top-level state dirs.
+        // It holds nothing but empty mount points and a read-only copy of a host binary.
+        const UnixFileMode rootfsMode = StateDirectory.Private | UnixFileMode.GroupRead | UnixFileMode.GroupExecute |
+            UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        StateDirectory.Create(rootfs, rootfsMode);
+        File.SetUnixFileMode(rootfs, rootfsMode);
         string binary = Path.Combine(rootfs, "catatonit");
         if (File.Exists(binary)) return;
         foreach (string dir in new[] { "proc", "dev", "sys", "etc", "tmp" })
         {
-            Directory.CreateDirectory(Path.Combine(rootfs, dir));
+            StateDirectory.Create(Path.Combine(rootfs, dir), rootfsMode);
         }
         // Pods start concurrently: each writes its own temp file and renames it, so a racing copy never
         // sees a half-written binary or another's temp file.

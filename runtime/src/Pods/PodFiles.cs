@@ -12,15 +12,15 @@ public static class PodFiles
 
     public static void Write(string podDir, string hostname, DNSConfig? dns, bool hostNetwork)
     {
-        Directory.CreateDirectory(podDir);
-        File.WriteAllText(Hostname(podDir), hostname + "\n");
+        CriShim.Runtime.Store.StateDirectory.Create(podDir);
+        Write(Hostname(podDir), hostname + "\n");
         if (hostNetwork)
         {
-            File.Copy("/etc/hosts", Hosts(podDir), overwrite: true);
+            Write(Hosts(podDir), File.ReadAllText("/etc/hosts"));
         }
         else
         {
-            File.WriteAllText(Hosts(podDir), $"""
+            Write(Hosts(podDir), $"""
                 127.0.0.1	localhost
                 ::1	localhost ip6-localhost ip6-loopback
                 fe00::0	ip6-localnet
@@ -33,17 +33,22 @@ public static class PodFiles
         }
         if (dns is not null && (dns.Servers.Count > 0 || dns.Searches.Count > 0 || dns.Options.Count > 0))
         {
-            File.WriteAllText(ResolvConf(podDir), ResolvConfText(dns));
+            Write(ResolvConf(podDir), ResolvConfText(dns));
         }
         else if (File.Exists("/etc/resolv.conf"))
         {
-            File.Copy("/etc/resolv.conf", ResolvConf(podDir), overwrite: true);
+            Write(ResolvConf(podDir), File.ReadAllText("/etc/resolv.conf"));
         }
         else
         {
-            File.WriteAllText(ResolvConf(podDir), "");
+            Write(ResolvConf(podDir), "");
         }
     }
+
+    /// <summary>0644: bound into the pod's containers, where processes of any user read them.</summary>
+    private static void Write(string path, string content) =>
+        CriShim.Runtime.Store.AtomicFile.Write(path, Encoding.UTF8.GetBytes(content), UnixFileMode.UserRead | UnixFileMode.UserWrite |
+            UnixFileMode.GroupRead | UnixFileMode.OtherRead);
 
     public static string ResolvConfText(DNSConfig dns)
     {

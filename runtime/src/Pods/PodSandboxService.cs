@@ -54,7 +54,7 @@ public sealed class PodSandboxService(
             {
                 throw new ArgumentException($"runtime handler \"{runtime.Handler}\" does not support user namespaces");
             }
-            PodUserNamespace.OpenForTraversal(config.State.Root, config.State.RunRoot);
+            PodUserNamespace.OpenForTraversal(paths);
         }
 
         string id = ContainerService.NewId();
@@ -114,7 +114,8 @@ public sealed class PodSandboxService(
         string hostname = podConfig.Hostname.Length > 0 ? podConfig.Hostname : hostNetwork ? Environment.MachineName : podConfig.Metadata.Name;
         PodFiles.Write(podDir, hostname, podConfig.DnsConfig, hostNetwork);
         userNamespace?.GiveToContainerRoot(PodFiles.Hostname(podDir), PodFiles.Hosts(podDir), PodFiles.ResolvConf(podDir));
-        Directory.CreateDirectory(paths.PodRun(record.Id));
+        StateDirectory.Create(paths.PodRun(record.Id));
+        userNamespace?.OpenStateTo(paths, podDir, paths.PodRun(record.Id));
         if (!hostNetwork && userNamespace is null)
         {
             await PinAndAttachNetworkAsync(record, NetworkNamespaces.CreatePinned, cancellationToken);
@@ -122,7 +123,7 @@ public sealed class PodSandboxService(
         if (namespaces.Ipc != NamespaceMode.Node)
         {
             string shm = Path.Combine(paths.PodRun(record.Id), "shm");
-            Directory.CreateDirectory(shm);
+            StateDirectory.Create(shm);
             Mounts.Mount("shm", shm, "tmpfs", MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec,
                 "mode=1777,size=65536k" + (userNamespace?.ShmOwnerOptions ?? ""));
             record.ShmPath = shm;
@@ -131,7 +132,7 @@ public sealed class PodSandboxService(
 
         InfraSpec.EnsureRootfs(paths.InfraRootfs);
         string bundle = InfraBundle(record.Id);
-        Directory.CreateDirectory(bundle);
+        StateDirectory.Create(bundle);
         var spec = InfraSpec.Build(record, paths.InfraRootfs, CgroupPaths.For(config.Runtime.CgroupDriver, record.CgroupParent, record.Id), OomScore.Clamp(-998));
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
         record.InfraPid = await conmon.CreateAsync(new ConmonLaunch(record.Id, $"infra_{podConfig.Metadata.Name}", bundle, runtime,
@@ -156,7 +157,7 @@ public sealed class PodSandboxService(
     private async Task PinAndAttachNetworkAsync(PodSandboxRecord record, Action<string> pin, CancellationToken cancellationToken)
     {
         string netns = paths.NetNs(record.Id);
-        Directory.CreateDirectory(Path.GetDirectoryName(netns)!);
+        StateDirectory.Create(Path.GetDirectoryName(netns)!);
         pin(netns);
         record.NetNsPath = netns;
         pods.Save(record);

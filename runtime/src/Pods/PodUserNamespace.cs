@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Server;
+using CriShim.Runtime.Store;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Pods;
@@ -75,12 +76,13 @@ public sealed record PodUserNamespace(IDMapping Uids, IDMapping Gids)
 
     /// <summary>
     /// The runtime mounts a user-namespaced pod's rootfs, /etc files and /dev/shm from inside the pod's user
-    /// namespace, where the host's root is nobody: the state and run roots must be traversable, not listable,
-    /// by others (as containerd's 0711 dirs are). Opened at the first such pod, so other nodes keep them closed.
+    /// namespace, where the host's root is nobody: the state and run roots and the shared directories below them
+    /// on the way to those files become searchable, not listable, by others (0711, as containerd's). Opened at
+    /// the first such pod (and again at each of its containers, as start-up closes them), so other nodes keep them 0700.
     /// </summary>
-    public static void OpenForTraversal(params string[] roots)
+    public static void OpenForTraversal(StatePaths paths)
     {
-        foreach (string root in roots)
+        foreach (string root in paths.Roots)
         {
             for (var above = new DirectoryInfo(Path.GetFullPath(root)).Parent; above is not null; above = above.Parent)
             {
@@ -89,8 +91,22 @@ public sealed record PodUserNamespace(IDMapping Uids, IDMapping Gids)
                     throw new WrongStateException($"{above.FullName} (above {root}) is not searchable by others, so the root of a pod user namespace cannot reach the pod's files");
                 }
             }
-            File.SetUnixFileMode(root, File.GetUnixFileMode(root) | UnixFileMode.OtherExecute);
         }
+        foreach (string directory in paths.UserNamespaceTraversal)
+        {
+            StateDirectory.Create(directory);
+            File.SetUnixFileMode(directory, StateDirectory.Traversable);
+        }
+    }
+
+    /// <summary>
+    /// The shared path (<see cref="OpenForTraversal"/>), and the pod's or container's own directories searchable by the
+    /// pod's root group alone (0710), so no other host user reaches a rootfs, volume or /dev/shm through them.
+    /// </summary>
+    public void OpenStateTo(StatePaths paths, params string[] ownDirectories)
+    {
+        OpenForTraversal(paths);
+        foreach (string directory in ownDirectories) StateDirectory.OpenToGroup(directory, Gids.HostId);
     }
 
     /// <summary>

@@ -4,6 +4,7 @@ using CriShim.Runtime.Containers;
 using CriShim.Runtime.Daemon;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
+using CriShim.Runtime.Store;
 using CriShim.Runtime.Streaming;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -14,12 +15,10 @@ public static class DaemonHost
 {
     public static async Task<int> RunAsync(CriShimConfig config)
     {
-        // The socket first: its directory (often the run root itself) is created 0750.
+        // The socket first, so a second daemon stops before it touches the state; its directory (often the
+        // run root itself) is searchable by the socket's group.
         using var socket = SocketGuard.Acquire(config.Server.Socket);
-        foreach (string dir in new[] { config.State.Root, config.State.RunRoot })
-        {
-            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
+        StateDirectory.Tighten([config.State.Root, config.State.RunRoot], Path.GetDirectoryName(Path.GetFullPath(config.Server.Socket)));
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();

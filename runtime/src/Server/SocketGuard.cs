@@ -9,6 +9,8 @@ namespace CriShim.Runtime.Server;
 public sealed class SocketGuard : IDisposable
 {
     private readonly FileStream _lock;
+    /// <summary>Device, inode and ctime of the socket we bound (an inode number alone may be reused); null until then.</summary>
+    private (ulong Device, ulong Inode, (long, uint) ChangeTime)? _bound;
 
     private SocketGuard(string socketPath, FileStream lockFile)
     {
@@ -21,11 +23,8 @@ public sealed class SocketGuard : IDisposable
     public static SocketGuard Acquire(string socketPath)
     {
         string directory = Path.GetDirectoryName(socketPath)!;
-        if (!Directory.Exists(directory))
-        {
-            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
-                UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
-        }
+        // The socket's group may reach the socket, not list the directory (often the run root).
+        Store.StateDirectory.Create(directory, Store.StateDirectory.GroupTraversable);
         FileStream lockFile;
         try
         {
@@ -74,15 +73,25 @@ public sealed class SocketGuard : IDisposable
         }
     }
 
-    /// <summary>0660 root:root, so only root and the socket's group reach the runtime.</summary>
-    public void RestrictPermissions() =>
+    /// <summary>
+    /// Once the server listens: 0660 root:root, so only root and the socket's group reach the runtime, and
+    /// remembers which socket file is ours.
+    /// </summary>
+    public void RestrictPermissions()
+    {
         File.SetUnixFileMode(SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        _bound = Identity(SocketPath);
+    }
 
+    private static (ulong Device, ulong Inode, (long, uint) ChangeTime)? Identity(string path) =>
+        CriShim.NativeInterop.LinkStatus.Of(path) is { } status ? (status.Device, status.Inode, status.ChangeTime) : null;
+
+    /// <summary>Removes the socket only if it is still the one we bound: another daemon may have replaced it since.</summary>
     public void Dispose()
     {
         try
         {
-            File.Delete(SocketPath);
+            if (_bound is not null && Identity(SocketPath) == _bound) File.Delete(SocketPath);
         }
         finally
         {

@@ -24,7 +24,7 @@ public sealed class RecordStore<T> where T : class, IRecord
     {
         Directory = directory;
         _typeInfo = typeInfo;
-        System.IO.Directory.CreateDirectory(directory);
+        StateDirectory.Create(directory);
         foreach (string recordDir in System.IO.Directory.EnumerateDirectories(directory))
         {
             string file = Path.Combine(recordDir, FileName);

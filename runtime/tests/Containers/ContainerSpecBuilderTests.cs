@@ -64,6 +64,50 @@ public class ContainerSpecBuilderTests
         Assert.Equal(SpecDefaults.KnownCapabilities, SpecDefaults.FromMask(ulong.MaxValue));
     }
 
+    [Theory]
+    [InlineData("org.criu.config", "org.criu.config", true)]
+    [InlineData("org.criu.config", "org.criu.config.extra", false)]
+    [InlineData("run.oci.*", "run.oci.hooks.stdout", true)]
+    [InlineData("run.oci.*", "org.criu.config", false)]
+    public void AnAnnotationIsAllowedByExactKeyOrStarPrefix(string pattern, string key, bool allowed) =>
+        Assert.Equal(allowed, ContainerSpecBuilder.IsAllowedAnnotation([pattern], key));
+
+    [Fact]
+    public void CriAnnotationsReachTheOciSpecOnlyWhenTheNodeAllowsThem()
+    {
+        var config = new ContainerConfig
+        {
+            Metadata = new ContainerMetadata { Name = "c" },
+            Image = new ImageSpec { Image = "busybox" },
+            Command = { "sh" },
+            Annotations = { ["org.criu.config"] = "/tmp/pod-author.conf", ["run.oci.hooks.stdout"] = "/etc/cron.d/x", ["note"] = "n" },
+        };
+        var pod = new CriShim.Runtime.Pods.PodSandboxRecord
+        {
+            Id = "pod1",
+            RuntimeHandler = "runc",
+            CreatedAtNanos = 1,
+            Config = new PodSandboxConfig { Metadata = new PodSandboxMetadata { Name = "p", Namespace = "n", Uid = "u" } }.ToByteArray(),
+        };
+        var image = new StoredImage("sha256:1", [], [], 0, Image(), false, new Dictionary<string, string>());
+        System.Text.Json.Nodes.JsonObject Annotations(string criuConfig, params string[] allowed) =>
+            ContainerSpecBuilder.Build(new ContainerSpecInput("c1", config, pod, "/pods/pod1", image, "/rootfs", "/volumes",
+                new ResolvedUser(0, 0, [], "/root"), "cgroupfs", criuConfig, AllowedAnnotations: allowed))["annotations"]!.AsObject();
+
+        var closed = Annotations("");
+        Assert.False(closed.ContainsKey("org.criu.config"));
+        Assert.False(closed.ContainsKey("run.oci.hooks.stdout"));
+        Assert.False(closed.ContainsKey("note"));
+        Assert.Equal("c", (string?)closed["io.kubernetes.cri.container-name"]);
+        // The operator's own checkpoint.criu_config still reaches the runtime.
+        Assert.Equal("/etc/crishim/criu.conf", (string?)Annotations("/etc/crishim/criu.conf")["org.criu.config"]);
+
+        var open = Annotations("", "org.criu.config", "no*");
+        Assert.Equal("/tmp/pod-author.conf", (string?)open["org.criu.config"]);
+        Assert.Equal("n", (string?)open["note"]);
+        Assert.False(open.ContainsKey("run.oci.hooks.stdout"));
+    }
+
     [Fact]
     public void NegativeResourcesAreRefused() =>
         Assert.Throws<ArgumentException>(() => ContainerSpecBuilder.UpdatableResources(new LinuxContainerResources { CpuShares = -1 }));
@@ -113,6 +157,30 @@ public class ContainerUserResolverTests : IDisposable
     {
         var user = ContainerUserResolver.Resolve(_rootfs, 4242, "", 7, "www-data:33", [], strictGroups: false);
         Assert.Equal((4242L, 7L, "/"), (user.Uid, user.Gid, user.Home));
+    }
+
+    [Fact]
+    public void AccountFilesAreReadInsideTheRootfsWhereverTheirSymlinksPoint()
+    {
+        // A host file with a user the image does not have, named by an absolute symlink of the image's /etc.
+        string host = Directory.CreateTempSubdirectory("crishim-host-etc-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(host, "passwd"), "hostonly:x:4711:4711::/home/hostonly:/bin/sh\n");
+            Directory.Delete(Path.Combine(_rootfs, "etc"), recursive: true);
+            Directory.CreateSymbolicLink(Path.Combine(_rootfs, "etc"), host);
+            Assert.Throws<ArgumentException>(() => ContainerUserResolver.Resolve(_rootfs, null, "", null, "hostonly", [], false));
+
+            // The same absolute link means the image's own file when it resolves inside the rootfs.
+            Directory.CreateDirectory(Path.Combine(_rootfs, host.TrimStart('/')));
+            File.WriteAllText(Path.Combine(_rootfs, host.TrimStart('/'), "passwd"), "hostonly:x:99:98::/in-image:/bin/sh\n");
+            var user = ContainerUserResolver.Resolve(_rootfs, null, "", null, "hostonly", [], false);
+            Assert.Equal((99L, 98L, "/in-image"), (user.Uid, user.Gid, user.Home));
+        }
+        finally
+        {
+            Directory.Delete(host, recursive: true);
+        }
     }
 
     [Fact]

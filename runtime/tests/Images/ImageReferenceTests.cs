@@ -44,11 +44,28 @@ public class ImageReferenceTests
     [InlineData("busybox@md5:0123", "digest")]
     [InlineData("a//b", "repository name")]
     [InlineData("-leading/dash", "repository name")]
+    // `$` would match before a trailing newline: every part of a reference is anchored at the end of input.
+    [InlineData("busybox\n", "repository name")]
+    [InlineData("busybox:latest\n", "tag")]
+    [InlineData("my.registry\n/app", "registry")]
+    [InlineData("busybox@" + Digest + "\n", "digest")]
     public void InvalidReferencesAreArgumentErrorsNamingThem(string input, string reason)
     {
         var e = Assert.Throws<ArgumentException>(() => ImageReference.Parse(input));
         Assert.Contains($"\"{input}\"", e.Message);
         Assert.Contains(reason, e.Message);
+    }
+}
+
+public class ContentDigestTests
+{
+    [Fact]
+    public void ADigestWithATrailingNewlineIsInvalid()
+    {
+        string digest = ContentDigest.Of("x"u8);
+        Assert.True(ContentDigest.IsValid(digest));
+        Assert.False(ContentDigest.IsValid(digest + "\n"));
+        Assert.Throws<InvalidDataException>(() => ContentDigest.Require(digest + "\n", "blob"));
     }
 }
 

@@ -41,7 +41,7 @@ public sealed class LayerUnpackerTests : IDisposable
         return entry;
     }
 
-    private Task<LayerUsage> UnpackAsync(byte[] tar) => LayerUnpacker.UnpackAsync(new MemoryStream(tar), Root, CancellationToken.None);
+    private Task<LayerUsage> UnpackAsync(byte[] tar) => LayerUnpacker.UnpackAsync(new MemoryStream(tar), Root, tar.Length, CancellationToken.None);
 
     [Fact]
     public async Task KeepsOwnersModesTimesLinksAndDevices()
@@ -86,6 +86,55 @@ public sealed class LayerUnpackerTests : IDisposable
         Assert.False(System.IO.File.Exists(Path.Combine(Root, "data/opaque/.wh..wh..opq")));
         Assert.Equal(["new"], Directory.GetFileSystemEntries(Path.Combine(Root, "data/opaque")).Select(Path.GetFileName));
         Assert.Empty(Directory.GetFiles(Root));
+    }
+
+    [Theory]
+    [InlineData(".wh.")]
+    [InlineData(".wh..")]
+    [InlineData(".wh...")]
+    public async Task AWhiteoutThatNamesNoEntryIsRefusedAndRemovesNothing(string whiteout)
+    {
+        var e = await Assert.ThrowsAsync<UnsafeLayerException>(() => UnpackAsync(Tar(
+            File("data/keep", "k"),
+            File("data/sub/" + whiteout, ""))));
+        Assert.Contains("names no entry", e.Message);
+        Assert.Equal("k", System.IO.File.ReadAllText(Path.Combine(Root, "data/keep")));
+        Assert.True(Directory.Exists(Path.Combine(Root, "data/sub")));
+    }
+
+    [Fact]
+    public async Task ATarHeaderClaimingAHugeFileDoesNotPreallocatePastTheLayersSize()
+    {
+        const long claimed = 64L << 20;
+        byte[] tar = Tar(File("big", "only a few bytes"));
+        // The size field (12 bytes of octal at offset 124 of the file's ustar header) lies.
+        int header = RegularFileHeader(tar);
+        System.Text.Encoding.ASCII.GetBytes(Convert.ToString(claimed, 8).PadLeft(11, '0') + "\0").CopyTo(tar, header + 124);
+        FixChecksum(tar, header);
+
+        await Assert.ThrowsAnyAsync<Exception>(() => LayerUnpacker.UnpackAsync(new MemoryStream(tar), Root, tar.Length, CancellationToken.None));
+        var status = LinkStatus.Of(Path.Combine(Root, "big"));
+        Assert.True(status is null || status.Value.AllocatedBytes <= (ulong)tar.Length + 4096,
+            $"{status?.AllocatedBytes} bytes allocated for a {tar.Length}-byte layer");
+    }
+
+    /// <summary>The offset of the first regular file's ustar header, past any pax headers.</summary>
+    private static int RegularFileHeader(byte[] tar)
+    {
+        int offset = 0;
+        while (tar[offset + 156] != (byte)'0')
+        {
+            long size = Convert.ToInt64(System.Text.Encoding.ASCII.GetString(tar, offset + 124, 11), 8);
+            offset += 512 + (int)((size + 511) / 512 * 512);
+        }
+        return offset;
+    }
+
+    private static void FixChecksum(byte[] tar, int header)
+    {
+        Array.Fill(tar, (byte)' ', header + 148, 8);
+        int sum = tar.AsSpan(header, 512).ToArray().Sum(b => b);
+        System.Text.Encoding.ASCII.GetBytes(Convert.ToString(sum, 8).PadLeft(6, '0') + "\0 ").CopyTo(tar, header + 148);
     }
 
     [Theory]

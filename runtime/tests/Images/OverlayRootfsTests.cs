@@ -45,7 +45,7 @@ public sealed class OverlayRootfsTests : IDisposable
         }
         string diffId = ContentDigest.Of(tar.ToArray());
         using var pending = _layers.BeginUnpack();
-        var usage = await LayerUnpacker.UnpackAsync(new MemoryStream(tar.ToArray()), pending.DiffDirectory, CancellationToken.None);
+        var usage = await LayerUnpacker.UnpackAsync(new MemoryStream(tar.ToArray()), pending.DiffDirectory, tar.Length, CancellationToken.None);
         _layers.Commit(pending, diffId, usage);
         return diffId;
     }
@@ -110,5 +110,6 @@ public sealed class OverlayRootfsTests : IDisposable
     public async Task ContainerIdsThatAreNotDirectoryNamesAreRefused()
     {
         await Assert.ThrowsAsync<ArgumentException>(() => _rootfs.MountAsync("../escape", AddImage([]), CancellationToken.None));
+        Assert.Throws<ArgumentException>(() => _rootfs.UpperDir("abc\n"));
     }
 }

@@ -50,7 +50,7 @@ public class RegistryClientTests
                 : ScriptedHandler.Json(HttpStatusCode.Unauthorized, "{}",
                     """Bearer realm="https://auth.example/token",service="registry.example",scope="repository:team/app:pull" """);
         });
-        var client = Client(handler);
+        var client = Client(handler, new RegistriesConfig { TokenRealms = ["auth.example"] });
         var credentials = new RegistryCredentials("me", "secret", null, null);
         var repository = client.Open(ImageReference.Parse("registry.example/team/app:v1"), credentials);
         var first = await repository.GetManifestAsync("v1", CancellationToken.None);
@@ -114,6 +114,60 @@ public class RegistryClientTests
             .GetManifestAsync("latest", CancellationToken.None);
         Assert.EndsWith("Bearer reg-token", Assert.Single(handler.Requests));
     }
+
+    [Fact]
+    public async Task ATokenRealmOnAnotherHostThatIsNotConfiguredGetsNoCredentials()
+    {
+        var handler = new ScriptedHandler(request => request.RequestUri!.Host switch
+        {
+            "collector.example" => ScriptedHandler.Json(HttpStatusCode.OK, """{"token":"anonymous"}"""),
+            _ => request.Headers.Authorization?.ToString() == "Bearer anonymous"
+                ? ScriptedHandler.Json(HttpStatusCode.OK, Manifest)
+                : ScriptedHandler.Json(HttpStatusCode.Unauthorized, "{}", """Bearer realm="https://collector.example/token",service="registry.example" """),
+        });
+        await Client(handler).Open(ImageReference.Parse("registry.example/team/app"), new RegistryCredentials("me", "secret", "refresh", null))
+            .GetManifestAsync("latest", CancellationToken.None);
+        string tokenRequest = Assert.Single(handler.Requests, r => r.Contains("collector.example"));
+        Assert.StartsWith("GET ", tokenRequest);
+        Assert.EndsWith(" ", tokenRequest); // no Authorization header, and no refresh token POSTed
+    }
+
+    [Fact]
+    public async Task AMirrorGetsNoCredentialsUnlessTheyWereGivenForIt()
+    {
+        var seen = new List<string>();
+        var handler = new ScriptedHandler(request =>
+        {
+            if (request.RequestUri!.Host == "mirror.example")
+            {
+                lock (seen) seen.Add(request.Headers.Authorization?.ToString() ?? "");
+                return ScriptedHandler.Json(HttpStatusCode.Unauthorized, "{}", "Basic realm=\"mirror\"");
+            }
+            return request.Headers.Authorization is null
+                ? ScriptedHandler.Json(HttpStatusCode.Unauthorized, "{}", "Basic realm=\"registry\"")
+                : ScriptedHandler.Json(HttpStatusCode.OK, Manifest);
+        });
+        var config = new RegistriesConfig { Mirrors = new() { ["registry.example"] = ["https://mirror.example"] } };
+        var client = Client(handler, config);
+        var credentials = new RegistryCredentials("me", "secret", null, "reg-token");
+        await client.Open(ImageReference.Parse("registry.example/app"), credentials).GetManifestAsync("latest", CancellationToken.None);
+        Assert.Equal([""], seen);
+        Assert.Contains(handler.Requests, r => r.StartsWith("GET https://registry.example/", StringComparison.Ordinal) && r.EndsWith("Bearer reg-token", StringComparison.Ordinal));
+
+        // Credentials the kubelet gave for the mirror's host do go there.
+        seen.Clear();
+        await client.Open(ImageReference.Parse("registry.example/app"), new RegistryCredentials("me", "secret", null, null) { ServerHost = "mirror.example" })
+            .GetManifestAsync("latest", CancellationToken.None);
+        Assert.Contains("Basic " + Convert.ToBase64String("me:secret"u8.ToArray()), seen);
+    }
+
+    [Theory]
+    [InlineData("https://index.docker.io/v1/", "index.docker.io")]
+    [InlineData("quay.io", "quay.io")]
+    [InlineData("localhost:5000/team", "localhost:5000")]
+    [InlineData("", null)]
+    public void AuthConfigServerAddressNamesTheHostTheCredentialsAreFor(string serverAddress, string? host) =>
+        Assert.Equal(host, RegistryCredentials.From(new global::Runtime.V1.AuthConfig { Username = "u", ServerAddress = serverAddress }).ServerHost);
 
     [Fact]
     public void AuthConfigAuthFieldIsDecodedToUserAndPassword()

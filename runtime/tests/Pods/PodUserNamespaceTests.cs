@@ -111,22 +111,30 @@ public class PodUserNamespaceTests
     }
 
     [Fact]
-    public void StateRootsAreOpenedForTraversalOnlyBelowSearchableDirectories()
+    public void StateRootsAreOpenedForTraversalOnlyBelowSearchableDirectoriesAndOnlyOnThePathToThePodsFiles()
     {
         var closed = Directory.CreateTempSubdirectory("crishim-userns-");
         try
         {
-            string root = Directory.CreateDirectory(Path.Combine(closed.FullName, "root")).FullName;
-            File.SetUnixFileMode(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var config = new CriShim.Runtime.Config.CriShimConfig();
+            config.State.Root = Path.Combine(closed.FullName, "root");
+            config.State.RunRoot = Path.Combine(closed.FullName, "run");
+            var paths = new CriShim.Runtime.Store.StatePaths(config);
+            string root = CriShim.Runtime.Store.StateDirectory.Create(config.State.Root);
+            string images = CriShim.Runtime.Store.StateDirectory.Create(Path.Combine(root, "images"));
 
             // CreateTempSubdirectory makes 0700 dirs: nobody else can pass through to the root.
-            var error = Assert.Throws<CriShim.Runtime.Server.WrongStateException>(() => PodUserNamespace.OpenForTraversal(root));
+            var error = Assert.Throws<CriShim.Runtime.Server.WrongStateException>(() => PodUserNamespace.OpenForTraversal(paths));
             Assert.Contains($"{closed.FullName} (above {root}) is not searchable by others", error.Message);
-            Assert.False(File.GetUnixFileMode(root).HasFlag(UnixFileMode.OtherExecute));
+            Assert.Equal(CriShim.Runtime.Store.StateDirectory.Private, File.GetUnixFileMode(root));
 
             File.SetUnixFileMode(closed.FullName, File.GetUnixFileMode(closed.FullName) | UnixFileMode.OtherExecute);
-            PodUserNamespace.OpenForTraversal(root);
-            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.OtherExecute, File.GetUnixFileMode(root));
+            PodUserNamespace.OpenForTraversal(paths);
+            foreach (string traversed in new[] { root, config.State.RunRoot, paths.Rootfs, paths.Pods, paths.Containers, paths.PodsRun })
+            {
+                Assert.Equal(CriShim.Runtime.Store.StateDirectory.Traversable, File.GetUnixFileMode(traversed));
+            }
+            Assert.Equal(CriShim.Runtime.Store.StateDirectory.Private, File.GetUnixFileMode(images));
         }
         finally
         {
