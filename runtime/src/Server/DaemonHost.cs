@@ -46,6 +46,10 @@ public static class DaemonHost
             grpc.MaxSendMessageSize = 16 * 1024 * 1024;
             grpc.EnableDetailedErrors = false;
         });
+        builder.Services.AddSingleton<RuntimeServiceEndpoint>();
+        builder.Services.AddSingleton<ImageServiceEndpoint>();
+        builder.Services.AddSingleton<CriServices>();
+        builder.Services.AddSingleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<CriServices>, CriServiceMethodProvider>();
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton<RuntimeHandlers>();
         builder.Services.AddSingleton<ComponentProbe>();
@@ -60,8 +64,7 @@ public static class DaemonHost
         Stats.StatsRegistration.AddStats(builder.Services);
 
         var app = builder.Build();
-        app.MapGrpcService<RuntimeServiceEndpoint>();
-        app.MapGrpcService<ImageServiceEndpoint>();
+        app.MapGrpcService<CriServices>();
 
         var logger = app.Services.GetRequiredService<ILogger<CriShimConfig>>();
         var probe = app.Services.GetRequiredService<ComponentProbe>();
