@@ -400,7 +400,7 @@ public sealed class ContainerService(
 
     public async Task<ExecSyncResponse> ExecSyncAsync(string id, IReadOnlyList<string> command, long timeoutSeconds, CancellationToken cancellationToken)
     {
-        if (command.Count == 0) throw new ArgumentException("exec command must not be empty");
+        ProcessArguments.Validate(command, "cmd");
         var record = Get(id);
         if (record.State != ContainerState.ContainerRunning)
         {
