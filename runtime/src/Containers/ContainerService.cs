@@ -304,8 +304,7 @@ public sealed class ContainerService(
         await rootfs.RemoveAsync(record.Id, cancellationToken);
         imageVolumes.RemoveAll(ImageVolumesDir(record.Id));
         File.Delete(Conmon.ExitFile(paths.ExitDir, record.Id));
-        string sockets = Path.Combine(paths.ConmonSockets, record.Id);
-        if (Directory.Exists(sockets)) Directory.Delete(sockets, recursive: true);
+        Conmon.RemoveSockets(paths.ConmonSockets, record.Id);
         containers.Delete(record.Id);
         logger.LogInformation("removed container {Id}", record.Id);
     }
