@@ -9,8 +9,11 @@ namespace CriShim.Integration.Harness;
 public sealed record StateSnapshot(
     IReadOnlySet<string> Files, IReadOnlySet<string> Mounts, IReadOnlySet<string> Processes, IReadOnlySet<string> Leases)
 {
-    /// <summary>State the daemon keeps by design: the pod CIDR of UpdateRuntimeConfig survives restarts.</summary>
-    private static readonly HashSet<string> KeptFiles = ["root/network-runtime-config.json"];
+    /// <summary>
+    /// State the daemon keeps by design: the pod CIDR of UpdateRuntimeConfig survives restarts; the
+    /// parent of checkpoint work dirs is made by the first checkpoint (what is in it is a leftover).
+    /// </summary>
+    private static readonly HashSet<string> KeptFiles = ["root/network-runtime-config.json", "root/checkpoints"];
 
     public static StateSnapshot Take(Daemon daemon)
     {
