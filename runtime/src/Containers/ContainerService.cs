@@ -330,8 +330,7 @@ public sealed class ContainerService(
         await rootfs.RemoveAsync(record.Id, cancellationToken);
         imageVolumes.RemoveAll(ImageVolumesDir(record.Id));
         File.Delete(Conmon.ExitFile(paths.ExitDir, record.Id));
-        string sockets = Path.Combine(paths.ConmonSockets, record.Id);
-        if (Directory.Exists(sockets)) Directory.Delete(sockets, recursive: true);
+        Conmon.RemoveSockets(paths.ConmonSockets, record.Id);
         containers.Delete(record.Id);
         logger.LogInformation("removed container {Id}", record.Id);
     }
@@ -447,7 +446,7 @@ public sealed class ContainerService(
 
     public async Task<ExecSyncResponse> ExecSyncAsync(string id, IReadOnlyList<string> command, long timeoutSeconds, CancellationToken cancellationToken)
     {
-        if (command.Count == 0) throw new ArgumentException("exec command must not be empty");
+        ProcessArguments.Validate(command, "cmd");
         var record = Get(id);
         if (record.State != ContainerState.ContainerRunning)
         {

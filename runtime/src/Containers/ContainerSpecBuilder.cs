@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
@@ -26,7 +27,7 @@ public sealed record ContainerSpecInput(
     IReadOnlyList<string>? AllowedAnnotations = null);
 
 /// <summary>Turns a CRI ContainerConfig plus the image config into an OCI runtime spec (config.json).</summary>
-public static class ContainerSpecBuilder
+public static partial class ContainerSpecBuilder
 {
     private const string DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -202,6 +203,18 @@ public static class ContainerSpecBuilder
         {
             throw new ArgumentException("memory_limit_in_bytes, memory_swap_limit_in_bytes, cpu_shares and cpu_period must not be negative");
         }
+        // The kernel's limits (CFS bandwidth: period 1 ms to 1 s, quota at least 1 ms or -1 for none),
+        // checked here so a bad value is the caller's error, not the runtime's failure.
+        if (resources.CpuPeriod is > 0 and (< 1_000 or > 1_000_000))
+        {
+            throw new ArgumentException($"cpu_period {resources.CpuPeriod} must be between 1000 and 1000000 microseconds");
+        }
+        if (resources.CpuQuota is < -1 or (> 0 and < 1_000))
+        {
+            throw new ArgumentException($"cpu_quota {resources.CpuQuota} must be -1, 0 or at least 1000 microseconds");
+        }
+        ValidateCpuList(resources.CpusetCpus, "cpuset_cpus");
+        ValidateCpuList(resources.CpusetMems, "cpuset_mems");
         var result = new JsonObject();
         var memory = new JsonObject();
         if (resources.MemoryLimitInBytes > 0) memory["limit"] = resources.MemoryLimitInBytes;
@@ -227,6 +240,18 @@ public static class ContainerSpecBuilder
         }
         return result;
     }
+
+    /// <summary>A cpuset list as the kernel reads it: "0-3,8,10-11".</summary>
+    private static void ValidateCpuList(string list, string field)
+    {
+        if (list.Length > 0 && !CpuListPattern().IsMatch(list))
+        {
+            throw new ArgumentException($"{field} \"{list}\" is not a list of numbers and ranges such as 0-3,8");
+        }
+    }
+
+    [GeneratedRegex(@"^\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*\z")]
+    private static partial Regex CpuListPattern();
 
     /// <summary>The resources object `runc update --resources` takes, validated.</summary>
     public static JsonObject UpdatableResources(LinuxContainerResources resources) => Resources(resources);

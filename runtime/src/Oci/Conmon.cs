@@ -39,6 +39,13 @@ public sealed class Conmon(string path)
     public static string OomFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "oom");
     public static string ExitFile(string exitDir, string containerId) => System.IO.Path.Combine(exitDir, containerId);
 
+    /// <summary>Removes the directory of attach sockets conmon made for the container; it outlives conmon.</summary>
+    public static void RemoveSockets(string socketDir, string containerId)
+    {
+        string sockets = System.IO.Path.Combine(socketDir, containerId);
+        if (Directory.Exists(sockets)) Directory.Delete(sockets, recursive: true);
+    }
+
     /// <summary>Creates the container through conmon; returns the container's init pid.</summary>
     public async Task<int> CreateAsync(ConmonLaunch launch, CancellationToken cancellationToken)
     {

@@ -172,6 +172,7 @@ public sealed class PodSandboxService(
             await runtime.DeleteAsync(record.Id, cancellationToken);
         }
         File.Delete(Conmon.ExitFile(paths.ExitDir, record.Id));
+        Conmon.RemoveSockets(paths.ConmonSockets, record.Id);
         if (record.ShmPath.Length > 0) Mounts.TryUnmount(record.ShmPath, UnmountFlags.Detach);
         if (record.NetNsPath.Length > 0)
         {

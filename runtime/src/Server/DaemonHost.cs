@@ -46,6 +46,10 @@ public static class DaemonHost
             grpc.MaxSendMessageSize = 2 * ContainerService.ExecSyncOutputLimit + 1024 * 1024;
             grpc.EnableDetailedErrors = false;
         });
+        builder.Services.AddSingleton<RuntimeServiceEndpoint>();
+        builder.Services.AddSingleton<ImageServiceEndpoint>();
+        builder.Services.AddSingleton<CriServices>();
+        builder.Services.AddSingleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<CriServices>, CriServiceMethodProvider>();
         // SIGTERM gives in-flight calls this long, then cancels them: a StopContainer waiting out a long grace
         // period must not hold the daemon up. Each such call is safe to repeat after the restart, as the
         // kubelet does (a checkpoint cut short is undone by CheckpointRecovery).
@@ -64,8 +68,7 @@ public static class DaemonHost
         Stats.StatsRegistration.AddStats(builder.Services);
 
         var app = builder.Build();
-        app.MapGrpcService<RuntimeServiceEndpoint>();
-        app.MapGrpcService<ImageServiceEndpoint>();
+        app.MapGrpcService<CriServices>();
 
         var logger = app.Services.GetRequiredService<ILogger<CriShimConfig>>();
         var probe = app.Services.GetRequiredService<ComponentProbe>();

@@ -34,7 +34,7 @@ public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> log
         }
         catch (Exception e)
         {
-            throw Map(e, context);
+            throw Bounded(Map(e, context));
         }
     }
 
@@ -48,8 +48,22 @@ public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> log
         }
         catch (Exception e)
         {
-            throw Map(e, context);
+            throw Bounded(Map(e, context));
         }
+    }
+
+    /// <summary>
+    /// Messages quote the request (an id, a path, an image name), which a client may make megabytes
+    /// long; the message travels in an HTTP/2 trailer, and clients refuse trailers over 64 KiB or so.
+    /// </summary>
+    public const int MaxDetailLength = 2048;
+
+    private static RpcException Bounded(RpcException e)
+    {
+        string detail = e.Status.Detail;
+        if (detail.Length <= MaxDetailLength) return e;
+        return new RpcException(new Status(e.StatusCode,
+            $"{detail[..MaxDetailLength]}… ({detail.Length - MaxDetailLength} more characters cut)", e.Status.DebugException));
     }
 
     private static string MethodName(ServerCallContext context) => context.Method[(context.Method.LastIndexOf('/') + 1)..];

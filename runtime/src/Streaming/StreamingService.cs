@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using CriShim.Runtime.Containers;
+using CriShim.Runtime.Exec;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Pods;
 using CriShim.Runtime.Server;
@@ -25,7 +26,7 @@ public sealed class StreamingService(
 {
     public async Task<string> ExecUrlAsync(ExecRequest request, CancellationToken cancellationToken)
     {
-        if (request.Cmd.Count == 0) throw new ArgumentException("cmd must not be empty");
+        ProcessArguments.Validate(request.Cmd, "cmd");
         ValidateStdio(request.Tty, request.Stdin, request.Stdout, request.Stderr);
         var record = RunningContainer(request.ContainerId);
         string token = tokens.Insert(new ExecStreamRequest(record.Id, [.. request.Cmd], request.Tty, request.Stdin, request.Stdout, request.Stderr));
