@@ -66,8 +66,14 @@ public static class NodeFaults
                 if (doomed.Contains(parent) && doomed.Add(pid)) grew = true;
             }
         }
-        // Some may have ended meanwhile: kill's failure for those does not matter.
-        foreach (int pid in doomed) HostCommand.RunAsync("kill", ["-KILL", pid.ToString()]).GetAwaiter().GetResult();
+        // The pods' processes die first, while their conmons still reap them: this VM's PID 1 reaps no
+        // orphan, and a pid namespace's init (the infra's catatonit) never finishes dying while a zombie
+        // of its namespace is left unreaped. Some may have ended meanwhile: kill's failure for those does not matter.
+        var containerProcesses = doomed.Except(monitors).ToList();
+        foreach (int pid in containerProcesses) HostCommand.RunAsync("kill", ["-KILL", pid.ToString()]).GetAwaiter().GetResult();
+        var settled = DateTime.UtcNow.AddSeconds(10);
+        while (containerProcesses.Any(IsRunning) && DateTime.UtcNow < settled) Thread.Sleep(20);
+        foreach (int pid in monitors) HostCommand.RunAsync("kill", ["-KILL", pid.ToString()]).GetAwaiter().GetResult();
         var mounts = File.ReadAllLines("/proc/self/mountinfo")
             .Select(line => line.Split(' ')[4].Replace("\\040", " "))
             .Where(mountPoint => mountPoint.StartsWith(dirs.Base + "/", StringComparison.Ordinal))
