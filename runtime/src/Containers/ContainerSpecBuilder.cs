@@ -4,6 +4,7 @@ using CriShim.NativeInterop;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Pods;
+using CriShim.Runtime.Store;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Containers;
@@ -426,12 +427,23 @@ public static partial class ContainerSpecBuilder
         };
     }
 
-    private static JsonObject LocalhostProfile(string path)
+    /// <summary>Far more than any real profile (the runtime default is about 20 KiB).</summary>
+    private const int SeccompProfileLimit = 1 << 20;
+
+    /// <summary>The profile the CRI names: read bounded, and never blocking on a FIFO or device given in its place.</summary>
+    internal static JsonObject LocalhostProfile(string path)
     {
         if (!Path.IsPathRooted(path)) throw new ArgumentException($"seccomp localhost profile \"{path}\" must be an absolute path");
-        if (!File.Exists(path)) throw new ArgumentException($"seccomp localhost profile {path} does not exist");
-        return JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-            ?? throw new ArgumentException($"seccomp profile {path} is not a JSON object");
+        byte[] content = BoundedFile.ReadInRoot("/", path, SeccompProfileLimit, $"seccomp localhost profile {path}")
+            ?? throw new ArgumentException($"seccomp localhost profile {path} does not exist");
+        try
+        {
+            return JsonNode.Parse(content) as JsonObject ?? throw new ArgumentException($"seccomp profile {path} is not a JSON object");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new ArgumentException($"seccomp profile {path} is not valid JSON: {e.Message}");
+        }
     }
 
     /// <summary>Whether the node's runtime.allowed_annotations lets a CRI annotation into the OCI spec.</summary>

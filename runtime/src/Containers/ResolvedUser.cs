@@ -1,4 +1,4 @@
-using CriShim.NativeInterop;
+using CriShim.Runtime.Store;
 
 namespace CriShim.Runtime.Containers;
 
@@ -95,14 +95,9 @@ public static class ContainerUserResolver
     /// <summary>Reads the file as the image means it: symlinks (of /etc too) resolve inside the rootfs, never to the host's files.</summary>
     private static List<T> ReadColonFile<T>(string rootfs, string path, int minFields, Func<string[], T?> parse) where T : class
     {
-        using var handle = RootedPaths.OpenFileInRoot(rootfs, path);
-        if (handle is null) return [];
-        // A device or FIFO has no length: nothing is read from it.
-        long length = RandomAccess.GetLength(handle);
-        if (length > AccountFileLimit) throw new ArgumentException($"the image's /{path} is {length} bytes, more than the {AccountFileLimit} read");
-        var content = new byte[length];
-        int read = RandomAccess.Read(handle, content, 0);
-        return System.Text.Encoding.UTF8.GetString(content, 0, read).Split('\n')
+        var content = BoundedFile.ReadInRoot(rootfs, path, AccountFileLimit, $"the image's /{path}");
+        if (content is null) return [];
+        return System.Text.Encoding.UTF8.GetString(content).Split('\n')
             .Where(line => line.Length > 0 && !line.StartsWith('#'))
             .Select(line => line.Split(':'))
             .Where(fields => fields.Length >= minFields)
