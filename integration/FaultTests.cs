@@ -213,4 +213,43 @@ public class FaultTests(RegistryFixture registry)
             dirs.Delete();
         }
     }
+
+    [Fact]
+    public async Task AnInterruptedCheckpointWhoseHandlerWasRemovedIsReportedFrozenAndLeavesItsContainerUnlocked()
+    {
+        var dirs = DaemonDirs.Create();
+        try
+        {
+            string podId, id;
+            await using (var first = await Daemon.StartAsync(dirs))
+            {
+                (_, podId, id) = await StartSleeperAsync(first, "checkpoint-handler-gone");
+                await first.KillAsync();
+            }
+            // A crash mid-checkpoint left the container frozen, and the node's config no longer has the marker's handler.
+            string runcRoot = Path.Combine(dirs.RunRoot, "runc");
+            HostCommand.Output("runc", "--root", runcRoot, "pause", id);
+            string workDir = Path.Combine(dirs.Root, "checkpoints", $"{id}-interrupted");
+            Directory.CreateDirectory(workDir);
+            File.WriteAllText(Path.Combine(workDir, "inflight.json"),
+                $$"""{"containerId":"{{id}}","runtimeHandler":"retired","tempArchive":"{{Path.Combine(dirs.Base, "archive.tar.tmp")}}","deadline":"{{DateTimeOffset.UtcNow.AddMinutes(10):O}}"}""");
+
+            await using var second = await Daemon.StartAsync(dirs);
+            await Cri.WaitUntilAsync(async () => (await second.StatusAsync(id)).Reason == "Frozen", TimeSpan.FromSeconds(20), "the frozen container to be reported");
+            Assert.Contains("\"retired\" is no longer configured", (await second.StatusAsync(id)).Message);
+            // Reported, not left locked: calls on the container go through again.
+            await second.Runtime.UpdateContainerResourcesAsync(new UpdateContainerResourcesRequest
+            {
+                ContainerId = id, Linux = new LinuxContainerResources { CpuShares = 512 },
+            }, deadline: DateTime.UtcNow.AddSeconds(10));
+            // The marker stays for the next start; the operator thaws the container.
+            Assert.True(Directory.Exists(workDir));
+            HostCommand.Output("runc", "--root", runcRoot, "resume", id);
+            await TearDownWithinDeadlinesAsync(second, podId, id);
+        }
+        finally
+        {
+            dirs.Delete();
+        }
+    }
 }
