@@ -75,6 +75,63 @@ public class StreamingLimitsTests
         Assert.False(await connection.Opened.WaitToReadAsync().AsTask().WaitAsync(HangGuard), "a stream was opened after the bomb");
     }
 
+    /// <summary>The read loop ends on its own, without an exception, and never opened a stream.</summary>
+    private static async Task AssertSessionEndsWithNoStream(SpdyConnection connection, Task readLoop)
+    {
+        await readLoop.WaitAsync(HangGuard);
+        Assert.False(await connection.Opened.WaitToReadAsync().AsTask().WaitAsync(HangGuard), "a stream was opened");
+    }
+
+    [Theory]
+    // One pair whose name claims 200 bytes; 2 follow.
+    [InlineData(new byte[] { 0, 0, 0, 1, 0, 0, 0, 200, (byte)'a', (byte)'b' })]
+    // One pair whose name length is -2 as an int32.
+    [InlineData(new byte[] { 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xfe, (byte)'a', (byte)'b', 0, 0, 0, 1, (byte)'c' })]
+    // A well-formed pair under a count of int.MaxValue pairs.
+    [InlineData(new byte[] { 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 1, (byte)'a', 0, 0, 0, 1, (byte)'b' })]
+    // A valid name whose value length runs past the block.
+    [InlineData(new byte[] { 0, 0, 0, 1, 0, 0, 0, 1, (byte)'a', 0x00, 0x10, 0, 0, (byte)'b' })]
+    public async Task AMalformedHeaderBlockEndsTheSpdySessionWithNoStream(byte[] headerBlock)
+    {
+        var (server, client) = await ConnectedPairAsync();
+        await using var _ = client;
+        await using var connection = new SpdyConnection(server);
+        var readLoop = connection.ReadLoopAsync(CancellationToken.None);
+        using var deflater = new ZlibDeflater(SpdyDictionary.Bytes);
+
+        await client.WriteAsync(SynStream(deflater, 1, headerBlock));
+
+        await AssertSessionEndsWithNoStream(connection, readLoop);
+    }
+
+    [Fact]
+    public async Task AFrameOverTheCapEndsTheSpdySessionBeforeItsPayloadArrives()
+    {
+        var (server, client) = await ConnectedPairAsync();
+        await using var _ = client;
+        await using var connection = new SpdyConnection(server);
+        var readLoop = connection.ReadLoopAsync(CancellationToken.None);
+
+        // A data frame header on stream 1 claiming the wire's largest length; no payload follows and the client stays connected.
+        await client.WriteAsync(new byte[] { 0, 0, 0, 1, 0, 0xff, 0xff, 0xff });
+
+        await AssertSessionEndsWithNoStream(connection, readLoop);
+    }
+
+    [Fact]
+    public async Task ASynStreamTooShortForItsFieldsEndsTheSpdySession()
+    {
+        var (server, client) = await ConnectedPairAsync();
+        await using var _ = client;
+        await using var connection = new SpdyConnection(server);
+        var readLoop = connection.ReadLoopAsync(CancellationToken.None);
+
+        // A SYN_STREAM control frame of 2 bytes: no room for its stream id.
+        await client.WriteAsync(new byte[] { 0x80, 0x03, 0, 1, 0, 0, 0, 2, 0, 0 });
+
+        await AssertSessionEndsWithNoStream(connection, readLoop);
+    }
+
     [Fact]
     public async Task AWebSocketMessageOverTheCapClosesTheConnection()
     {

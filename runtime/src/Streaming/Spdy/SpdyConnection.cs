@@ -49,6 +49,11 @@ internal sealed class SpdyConnection : IAsyncDisposable
     private const byte FlagFin = 0x01;
     /// <summary>A client's headers are a few hundred bytes; a block inflating past this is a zlib bomb and ends the connection.</summary>
     internal const int MaxHeaderBlockBytes = 256 * 1024;
+    /// <summary>
+    /// The largest frame payload read (the wire allows 16 MiB). client-go writes data in io.Copy's 32 KiB chunks and
+    /// a compressed header block is far under <see cref="MaxHeaderBlockBytes"/>; a longer frame ends the connection.
+    /// </summary>
+    internal const int MaxFramePayloadBytes = 1024 * 1024;
 
     private readonly Stream _transport;
     private readonly SemaphoreSlim _send = new(1, 1);
@@ -71,6 +76,7 @@ internal sealed class SpdyConnection : IAsyncDisposable
             {
                 if (!await ReadExactlyAsync(header, cancellationToken)) break;
                 int length = (header[5] << 16) | (header[6] << 8) | header[7];
+                if (length > MaxFramePayloadBytes) throw Malformed($"a frame of {length} bytes is over the {MaxFramePayloadBytes} byte cap");
                 byte flags = header[4];
                 byte[] payload = new byte[length];
                 if (length > 0 && !await ReadExactlyAsync(payload, cancellationToken)) break;
@@ -129,6 +135,7 @@ internal sealed class SpdyConnection : IAsyncDisposable
         {
             case SynStream:
             {
+                RequireLength(payload, 10, "SYN_STREAM");
                 uint id = BinaryPrimitives.ReadUInt32BigEndian(payload) & 0x7fffffff;
                 var headers = DecodeHeaders(payload.AsSpan(10));
                 var stream = new SpdyStream(this, id, headers);
@@ -140,6 +147,7 @@ internal sealed class SpdyConnection : IAsyncDisposable
             }
             case RstStream:
             {
+                RequireLength(payload, 4, "RST_STREAM");
                 uint id = BinaryPrimitives.ReadUInt32BigEndian(payload) & 0x7fffffff;
                 SpdyStream? stream;
                 lock (_streams) _streams.Remove(id, out stream);
@@ -147,10 +155,9 @@ internal sealed class SpdyConnection : IAsyncDisposable
                 return true;
             }
             case HeadersFrame:
-                // Inflated only to keep the shared zlib stream in step.
-                DecodeHeaders(payload.AsSpan(4));
-                return true;
             case SynReply:
+                // Inflated only to keep the shared zlib stream in step.
+                RequireLength(payload, 4, type == SynReply ? "SYN_REPLY" : "HEADERS");
                 DecodeHeaders(payload.AsSpan(4));
                 return true;
             case Ping:
@@ -165,6 +172,10 @@ internal sealed class SpdyConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Parses an inflated name/value block: a pair count, then per pair a length-prefixed name and value.
+    /// Every count and length is the client's, so each is checked against what remains of the block.
+    /// </summary>
     private Dictionary<string, string> DecodeHeaders(ReadOnlySpan<byte> compressed)
     {
         byte[] block = _inflater.Inflate(compressed, MaxHeaderBlockBytes);
@@ -172,19 +183,37 @@ internal sealed class SpdyConnection : IAsyncDisposable
         if (block.Length < 4) return headers;
         int count = BinaryPrimitives.ReadInt32BigEndian(block);
         int offset = 4;
-        for (int i = 0; i < count && offset + 4 <= block.Length; i++)
+        // Each pair takes at least its two 4-byte lengths.
+        if (count < 0 || count > (block.Length - offset) / 8) throw Malformed($"a header block claims {count} pairs in {block.Length} bytes");
+        for (int i = 0; i < count; i++)
         {
-            int nameLength = BinaryPrimitives.ReadInt32BigEndian(block.AsSpan(offset));
-            string name = Encoding.UTF8.GetString(block, offset + 4, nameLength);
-            offset += 4 + nameLength;
-            int valueLength = BinaryPrimitives.ReadInt32BigEndian(block.AsSpan(offset));
+            string name = Encoding.UTF8.GetString(LengthPrefixed(block, ref offset));
             // Several values of one name are NUL-separated; the first is enough here.
-            string value = Encoding.UTF8.GetString(block, offset + 4, valueLength).Split('\0')[0];
-            offset += 4 + valueLength;
+            string value = Encoding.UTF8.GetString(LengthPrefixed(block, ref offset)).Split('\0')[0];
             headers[name] = value;
         }
         return headers;
     }
+
+    /// <summary>The 32-bit length-prefixed bytes at <paramref name="offset"/>, which moves past them.</summary>
+    private static ReadOnlySpan<byte> LengthPrefixed(byte[] block, ref int offset)
+    {
+        if (block.Length - offset < 4) throw Malformed("a header block ends inside a length");
+        int length = BinaryPrimitives.ReadInt32BigEndian(block.AsSpan(offset));
+        offset += 4;
+        if (length < 0 || length > block.Length - offset) throw Malformed($"a header length of {length} runs past its block");
+        var bytes = block.AsSpan(offset, length);
+        offset += length;
+        return bytes;
+    }
+
+    private static void RequireLength(byte[] payload, int minimum, string frame)
+    {
+        if (payload.Length < minimum) throw Malformed($"a {frame} frame of {payload.Length} bytes is shorter than {minimum}");
+    }
+
+    /// <summary>Malformed client input; the read loop ends the connection on it as on a zlib bomb.</summary>
+    private static InvalidDataException Malformed(string message) => new($"malformed SPDY frame: {message}");
 
     private byte[] EncodeHeaders(IReadOnlyList<(string Name, string Value)> headers)
     {
