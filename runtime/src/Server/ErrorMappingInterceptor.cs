@@ -16,8 +16,12 @@ public sealed class UnauthenticatedException(string message) : Exception(message
 /// <summary>A name is already taken; mapped to AlreadyExists. The message names the holder.</summary>
 public sealed class AlreadyExistsException(string message) : Exception(message);
 
-/// <summary>Something from outside (a registry's manifest or token) is larger than the daemon accepts; mapped to ResourceExhausted.</summary>
-public sealed class LimitExceededException(string message) : Exception(message);
+/// <summary>Something from outside (a registry's manifest, token or image config) is larger than the daemon accepts; mapped to ResourceExhausted.</summary>
+public sealed class LimitExceededException(string message) : Exception(message)
+{
+    /// <summary>The one wording of every size cap: what was refused and the limit it passed.</summary>
+    public static LimitExceededException Over(string what, long limit) => new($"{what} is larger than {limit / 1024} KiB");
+}
 
 /// <summary>
 /// Maps domain errors to gRPC status codes in one place, so services stay thin, and names the
