@@ -62,12 +62,25 @@ public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> log
     /// </summary>
     public const int MaxDetailLength = 2048;
 
-    private static RpcException Bounded(RpcException e)
+    /// <summary>Text that may quote a request, cut to <see cref="MaxDetailLength"/> characters for a status or a log line.</summary>
+    public static string Cut(string text) =>
+        text.Length <= MaxDetailLength ? text : $"{text[..MaxDetailLength]}… ({text.Length - MaxDetailLength} more characters cut)";
+
+    private static RpcException Bounded(RpcException e) =>
+        e.Status.Detail.Length <= MaxDetailLength ? e : new RpcException(new Status(e.StatusCode, Cut(e.Status.Detail), e.Status.DebugException));
+
+    /// <summary>
+    /// The exception as logged: every message in its chain cut (a message may quote a multi-MiB request),
+    /// stack traces whole (they are the daemon's own).
+    /// </summary>
+    private static string Described(Exception e)
     {
-        string detail = e.Status.Detail;
-        if (detail.Length <= MaxDetailLength) return e;
-        return new RpcException(new Status(e.StatusCode,
-            $"{detail[..MaxDetailLength]}… ({detail.Length - MaxDetailLength} more characters cut)", e.Status.DebugException));
+        var parts = new List<string>();
+        for (var current = e; current is not null; current = current.InnerException)
+        {
+            parts.Add($"{current.GetType().FullName}: {Cut(current.Message)}\n{current.StackTrace}");
+        }
+        return string.Join("\n ---> ", parts);
     }
 
     private static string MethodName(ServerCallContext context) => context.Method[(context.Method.LastIndexOf('/') + 1)..];
@@ -103,7 +116,7 @@ public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> log
             case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
                 return new RpcException(new Status(StatusCode.Cancelled, $"{method} cancelled by the client"));
             default:
-                logger.LogError(e, "{Method} failed", method);
+                logger.LogError("{Method} failed: {Exception}", method, Described(e));
                 return new RpcException(new Status(StatusCode.Internal, e is ExternalCommandException ? e.Message : $"{method}: {e.Message}"));
         }
     }
