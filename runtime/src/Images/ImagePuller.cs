@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using CriShim.Runtime.Config;
+using CriShim.Runtime.Server;
 using ZstdSharp;
 
 namespace CriShim.Runtime.Images;
@@ -14,6 +15,10 @@ public sealed class ImagePuller(
     : IDisposable
 {
     private const int LayerAttempts = 3;
+    // The config is read whole into memory, so its declared size is capped before it is fetched. Real
+    // configs are a few KiB (history and labels included); containers/image (CRI-O) caps them at 4 MiB,
+    // twice that leaves room for any image they pull while a manifest cannot make us buffer gigabytes.
+    private const long MaxConfigBytes = 8 * 1024 * 1024;
 
     private readonly SingleFlight _fetches = new();
     private readonly CancellationTokenSource _stopping = new();
@@ -65,6 +70,10 @@ public sealed class ImagePuller(
         }
         var configDescriptor = document.Config!;
         string configDigest = ContentDigest.Require(configDescriptor.Digest, $"config of {reference}");
+        if (configDescriptor.Size > MaxConfigBytes)
+        {
+            throw LimitExceededException.Over($"config {configDigest} of {reference} (declared {configDescriptor.Size} bytes)", MaxConfigBytes);
+        }
         var layerDescriptors = document.Layers!;
         foreach (var layer in layerDescriptors) ContentDigest.Require(layer.Digest, $"a layer of {reference}");
         blobs.Add(configDigest);

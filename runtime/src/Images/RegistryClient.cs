@@ -177,7 +177,7 @@ public sealed partial class RegistryClient(HttpClient http, RegistryEndpoints en
     /// </summary>
     internal static async Task<byte[]> ReadBodyAsync(HttpResponseMessage response, int limit, string what, CancellationToken cancellationToken)
     {
-        var refusal = new LimitExceededException($"{what} is larger than {limit / 1024} KiB");
+        var refusal = LimitExceededException.Over(what, limit);
         if (response.Content.Headers.ContentLength > limit) throw refusal;
         var body = await ReadUpToAsync(response, limit, cancellationToken);
         if (body.Truncated) throw refusal;

@@ -16,8 +16,12 @@ public sealed class UnauthenticatedException(string message) : Exception(message
 /// <summary>A name is already taken; mapped to AlreadyExists. The message names the holder.</summary>
 public sealed class AlreadyExistsException(string message) : Exception(message);
 
-/// <summary>Something from outside (a registry's manifest or token) is larger than the daemon accepts; mapped to ResourceExhausted.</summary>
-public sealed class LimitExceededException(string message) : Exception(message);
+/// <summary>Something from outside (a registry's manifest, token or image config) is larger than the daemon accepts; mapped to ResourceExhausted.</summary>
+public sealed class LimitExceededException(string message) : Exception(message)
+{
+    /// <summary>The one wording of every size cap: what was refused and the limit it passed.</summary>
+    public static LimitExceededException Over(string what, long limit) => new($"{what} is larger than {limit / 1024} KiB");
+}
 
 /// <summary>
 /// Maps domain errors to gRPC status codes in one place, so services stay thin, and names the
@@ -58,12 +62,25 @@ public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> log
     /// </summary>
     public const int MaxDetailLength = 2048;
 
-    private static RpcException Bounded(RpcException e)
+    /// <summary>Text that may quote a request, cut to <see cref="MaxDetailLength"/> characters for a status or a log line.</summary>
+    public static string Cut(string text) =>
+        text.Length <= MaxDetailLength ? text : $"{text[..MaxDetailLength]}… ({text.Length - MaxDetailLength} more characters cut)";
+
+    private static RpcException Bounded(RpcException e) =>
+        e.Status.Detail.Length <= MaxDetailLength ? e : new RpcException(new Status(e.StatusCode, Cut(e.Status.Detail), e.Status.DebugException));
+
+    /// <summary>
+    /// The exception as logged: every message in its chain cut (a message may quote a multi-MiB request),
+    /// stack traces whole (they are the daemon's own).
+    /// </summary>
+    private static string Described(Exception e)
     {
-        string detail = e.Status.Detail;
-        if (detail.Length <= MaxDetailLength) return e;
-        return new RpcException(new Status(e.StatusCode,
-            $"{detail[..MaxDetailLength]}… ({detail.Length - MaxDetailLength} more characters cut)", e.Status.DebugException));
+        var parts = new List<string>();
+        for (var current = e; current is not null; current = current.InnerException)
+        {
+            parts.Add($"{current.GetType().FullName}: {Cut(current.Message)}\n{current.StackTrace}");
+        }
+        return string.Join("\n ---> ", parts);
     }
 
     private static string MethodName(ServerCallContext context) => context.Method[(context.Method.LastIndexOf('/') + 1)..];
@@ -99,7 +116,7 @@ public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> log
             case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
                 return new RpcException(new Status(StatusCode.Cancelled, $"{method} cancelled by the client"));
             default:
-                logger.LogError(e, "{Method} failed", method);
+                logger.LogError("{Method} failed: {Exception}", method, Described(e));
                 return new RpcException(new Status(StatusCode.Internal, e is ExternalCommandException ? e.Message : $"{method}: {e.Message}"));
         }
     }
