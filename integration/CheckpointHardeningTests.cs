@@ -111,7 +111,6 @@ public class CheckpointHardeningTests(RegistryFixture registry)
                 Assert.DoesNotContain("lone zero", output);
                 Assert.Equal(ContainerState.ContainerRunning, (await daemon.StatusAsync(id)).State);
             }
-            await ShowWithCheckpointctlAsync(Path.Combine(dir, "logging-5.tar"));
         }
         finally
         {
@@ -121,17 +120,25 @@ public class CheckpointHardeningTests(RegistryFixture registry)
         }
     }
 
-    private static async Task ShowWithCheckpointctlAsync(string location)
+    [FactNeedingTool("checkpointctl")]
+    public async Task CheckpointctlReadsTheArchiveOfALoggingContainer()
     {
-        string? checkpointctl = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
-            .Select(d => Path.Combine(d, "checkpointctl")).FirstOrDefault(File.Exists);
-        if (checkpointctl is null)
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        var (podId, id) = await StartAsync(daemon, "runc", "ckpt-checkpointctl",
+            "touch /tmp/ready; i=0; while true; do i=$((i+1)); echo line $i; done", "/tmp/ready");
+        string dir = TempDir("crishim-ckpt-checkpointctl-");
+        try
         {
-            Console.WriteLine("checkpointctl is not installed; skipping the checkpointctl show part");
-            return;
+            string location = Path.Combine(dir, "logging.tar");
+            await CheckpointAsync(daemon, id, location);
+            var (exitCode, output) = await RunAsync("checkpointctl", "show", location);
+            Assert.True(exitCode == 0, $"checkpointctl show exited {exitCode}: {output}");
         }
-        var (exitCode, output) = await RunAsync(checkpointctl, "show", location);
-        Assert.True(exitCode == 0, $"checkpointctl show exited {exitCode}: {output}");
+        finally
+        {
+            await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+            Directory.Delete(dir, true);
+        }
     }
 
     [Fact]

@@ -186,10 +186,7 @@ public class FaultTests(RegistryFixture registry)
             // runtime process still dumping into the work dir (its command line names it) with minutes to go.
             string runcRoot = Path.Combine(dirs.RunRoot, "runc");
             HostCommand.Output("runc", "--root", runcRoot, "pause", id);
-            string workDir = Path.Combine(dirs.Root, "checkpoints", $"{id}-interrupted");
-            Directory.CreateDirectory(workDir);
-            File.WriteAllText(Path.Combine(workDir, "inflight.json"),
-                $$"""{"containerId":"{{id}}","runtimeHandler":"runc","tempArchive":"{{Path.Combine(dirs.Base, "archive.tar.tmp")}}","deadline":"{{DateTimeOffset.UtcNow.AddMinutes(10):O}}"}""");
+            string workDir = LeaveInterruptedCheckpoint(dirs, id, "runc");
             orphan = System.Diagnostics.Process.Start("sh", ["-c", "sleep 600", workDir])!;
 
             await using var second = await Daemon.StartAsync(dirs);
@@ -229,10 +226,7 @@ public class FaultTests(RegistryFixture registry)
             // A crash mid-checkpoint left the container frozen, and the node's config no longer has the marker's handler.
             string runcRoot = Path.Combine(dirs.RunRoot, "runc");
             HostCommand.Output("runc", "--root", runcRoot, "pause", id);
-            string workDir = Path.Combine(dirs.Root, "checkpoints", $"{id}-interrupted");
-            Directory.CreateDirectory(workDir);
-            File.WriteAllText(Path.Combine(workDir, "inflight.json"),
-                $$"""{"containerId":"{{id}}","runtimeHandler":"retired","tempArchive":"{{Path.Combine(dirs.Base, "archive.tar.tmp")}}","deadline":"{{DateTimeOffset.UtcNow.AddMinutes(10):O}}"}""");
+            string workDir = LeaveInterruptedCheckpoint(dirs, id, "retired");
 
             await using var second = await Daemon.StartAsync(dirs);
             await Cri.WaitUntilAsync(async () => (await second.StatusAsync(id)).Reason == "Frozen", TimeSpan.FromSeconds(20), "the frozen container to be reported");
@@ -251,5 +245,18 @@ public class FaultTests(RegistryFixture registry)
         {
             dirs.Delete();
         }
+    }
+
+    /// <summary>
+    /// What a daemon killed mid-checkpoint leaves in its state root: the checkpoint's work dir (0700, as the
+    /// daemon makes it) with its in-flight marker naming <paramref name="handler"/>.
+    /// </summary>
+    private static string LeaveInterruptedCheckpoint(DaemonDirs dirs, string id, string handler)
+    {
+        string workDir = Path.Combine(dirs.Root, "checkpoints", $"{id}-interrupted");
+        Directory.CreateDirectory(workDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.WriteAllText(Path.Combine(workDir, "inflight.json"),
+            $$"""{"containerId":"{{id}}","runtimeHandler":"{{handler}}","tempArchive":"{{Path.Combine(dirs.Base, "archive.tar.tmp")}}","deadline":"{{DateTimeOffset.UtcNow.AddMinutes(10):O}}"}""");
+        return workDir;
     }
 }
