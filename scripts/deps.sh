@@ -35,6 +35,8 @@
 #      handlers is /opt/crishim/crun/bin/crun, a tiny wrapper that puts
 #      /usr/local/bin first in PATH (libcriu execs `criu swrk` from PATH, i.e.
 #      the step-3 wrapper, which sets CRIU_FAULT) and execs the patched crun.
+#   5. checkpointctl from Debian 13 with trixie's libc6 in its own prefix
+#      (/opt/crishim/checkpointctl, linked from /usr/local/bin): a test tool.
 #
 # Environment knobs (all optional):
 #   CRISHIM_CRIU_PREFIX  private CRIU prefix            (default /opt/crishim/criu)
@@ -569,6 +571,31 @@ move_unified_controllers_to_v1() {
   done
 }
 
+# checkpointctl from Debian 13 reads checkpoint archives the way the kubelet's users do; the
+# integration tests check CriShim's archives with it. It needs trixie's glibc (2.38), so it gets a
+# private prefix of its own: the binary and trixie's libc6, with its loader and RPATH patched in.
+CHECKPOINTCTL_DIR=/opt/crishim/checkpointctl
+checkpointctl_ok() { [[ -x /usr/local/bin/checkpointctl ]] && /usr/local/bin/checkpointctl --help >/dev/null 2>&1; }
+install_checkpointctl() {
+  local dir=$DEB_DIR/checkpointctl-trixie deb
+  rm -rf "$dir" "$CHECKPOINTCTL_DIR"
+  mkdir -p "$dir" "$CHECKPOINTCTL_DIR"
+  if ! (cd "$dir" && apt-get download -q -t trixie checkpointctl libc6 >/dev/null 2>&1); then
+    warn "could not download checkpointctl from Debian 13; its test will be skipped"
+    return 0
+  fi
+  for deb in "$dir"/*.deb; do dpkg-deb -x "$deb" "$CHECKPOINTCTL_DIR"; done
+  patchelf --set-interpreter "$CHECKPOINTCTL_DIR/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" \
+    --set-rpath "$CHECKPOINTCTL_DIR/usr/lib/x86_64-linux-gnu" "$CHECKPOINTCTL_DIR/usr/bin/checkpointctl"
+  ln -sfn "$CHECKPOINTCTL_DIR/usr/bin/checkpointctl" /usr/local/bin/checkpointctl
+  if checkpointctl_ok; then
+    log "checkpointctl $(dpkg-deb -f "$dir"/checkpointctl_*.deb Version) from Debian 13 in $CHECKPOINTCTL_DIR"
+  else
+    warn "checkpointctl from Debian 13 does not run here; its test will be skipped"
+    rm -f /usr/local/bin/checkpointctl
+  fi
+}
+
 summary() {
   local runc crun conmon criu pcrun
   runc=$(runc --version 2>/dev/null | awk 'NR==1 { print $3 }')
@@ -611,7 +638,9 @@ else
 fi
 
 move_unified_controllers_to_v1
-if [[ $pkgs_ok$bb_ok$apt_ok$all_pfx_ok == 1111 ]]; then
+ctl_ok=0
+[[ $FORCE != 1 ]] && checkpointctl_ok && ctl_ok=1
+if [[ $pkgs_ok$bb_ok$apt_ok$all_pfx_ok$ctl_ok == 11111 ]]; then
   summary
   exit 0
 fi
@@ -628,4 +657,5 @@ for p in "${PREFIXES[@]}"; do
     install_wrapper "$p"
   fi
 done
+[[ $ctl_ok -eq 1 ]] || install_checkpointctl
 summary
