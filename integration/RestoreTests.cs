@@ -1,0 +1,148 @@
+using System.Formats.Tar;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using CriShim.TestImages;
+
+namespace CriShim.Integration;
+
+/// <summary>CreateContainer from a checkpoint archive on the host, then StartContainer: the processes continue with their memory.</summary>
+[Collection(RegistryCollection.Name)]
+public partial class RestoreTests(RegistryFixture registry)
+{
+    private const string Config = $"[runtime.handlers.crun]\npath = \"{CheckpointTests.CriuCapableCrun}\"\n";
+    private const string Seed = "0123456789abcdef";
+    private const int Doublings = 22; // 16 bytes doubled 22 times: 64 MiB
+
+    private string Busybox => registry.Reference(TestImageNames.Busybox);
+
+    /// <summary>
+    /// A shell holding a 64 MiB pattern in a variable (process memory, not a file) and a counter in another,
+    /// printing the counter to its log every 0.2 s and the pattern's md5 to /tmp/sum.out when /tmp/sum appears.
+    /// </summary>
+    private static readonly string CounterScript =
+        $"x={Seed}; n=0; while [ $n -lt {Doublings} ]; do x=\"$x$x\"; n=$((n+1)); done; echo ready; i=0; " +
+        "while true; do i=$((i+1)); echo \"count $i\"; " +
+        "if [ -f /tmp/sum ]; then rm /tmp/sum; printf %s \"$x\" | md5sum > /tmp/sum.part; mv /tmp/sum.part /tmp/sum.out; fi; sleep 0.2; done";
+
+    private static string ExpectedPatternMd5()
+    {
+        using var md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
+        byte[] seed = Encoding.ASCII.GetBytes(Seed);
+        for (int i = 0; i < 1 << Doublings; i++) md5.AppendData(seed);
+        return Convert.ToHexStringLower(md5.GetHashAndReset());
+    }
+
+    [GeneratedRegex(@" count (\d+)$")]
+    private static partial Regex CountLine();
+
+    private static List<long> Counts(string log) =>
+        [.. log.Split('\n').Select(l => CountLine().Match(l)).Where(m => m.Success).Select(m => long.Parse(m.Groups[1].Value))];
+
+    private static string ReadShared(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return new StreamReader(stream).ReadToEnd();
+    }
+
+    private static async Task<string> PatternMd5Async(Daemon daemon, string id)
+    {
+        await daemon.ShAsync(id, "rm -f /tmp/sum.out; touch /tmp/sum");
+        await Cri.WaitUntilAsync(async () => (await daemon.ExecAsync(id, "test", "-f", "/tmp/sum.out")).ExitCode == 0,
+            TimeSpan.FromSeconds(60), "the pattern's checksum");
+        return (await daemon.ShAsync(id, "cat /tmp/sum.out")).Split(' ')[0];
+    }
+
+    private static Runtime.V1.ContainerConfig CounterConfig(string image, string dataDir)
+    {
+        var config = Cri.Container("counter", image, "sh", "-c", CounterScript);
+        config.Mounts.Add(new Mount { ContainerPath = "/data", HostPath = dataDir });
+        return config;
+    }
+
+    private static string ArchiveDir() => Directory.CreateTempSubdirectory("crishim-restore-").FullName;
+
+    [Theory]
+    [InlineData("runc")]
+    [InlineData("crun")]
+    public async Task ARestoredContainerContinuesItsCounterMemoryFilesAndLogInANewPod(string handler)
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        await daemon.PullAsync(Busybox);
+        string dir = ArchiveDir();
+        string dataDir = Directory.CreateDirectory(Path.Combine(dir, "data")).FullName;
+        string location = Path.Combine(dir, "counter.tar");
+        string expectedMd5 = ExpectedPatternMd5();
+
+        var firstPod = Cri.Pod($"restore-from-{handler}");
+        string firstPodId = await daemon.RunPodAsync(firstPod, handler);
+        string original = await daemon.StartContainerAsync(firstPodId, firstPod, CounterConfig(Busybox, dataDir));
+        string originalLog = (await daemon.StatusAsync(original)).LogPath;
+        await Cri.WaitUntilAsync(() => Task.FromResult(Counts(ReadShared(originalLog)).Count > 0), TimeSpan.FromMinutes(2), "the counter to start");
+        Assert.Equal(expectedMd5, await PatternMd5Async(daemon, original));
+        await daemon.ShAsync(original, "rm /tmp/sum.out; echo kept > /root/written; rm /etc/group; echo on-host > /data/file");
+        long beforeCheckpoint = Counts(ReadShared(originalLog)).Last();
+
+        await daemon.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = original, Location = location, Timeout = 120 });
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = firstPodId });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = firstPodId });
+
+        var secondPod = Cri.Pod($"restore-into-{handler}");
+        string secondPodId = await daemon.RunPodAsync(secondPod, handler);
+        var created = await daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = secondPodId, Config = CounterConfig(location, dataDir), SandboxConfig = secondPod,
+        });
+        string id = created.ContainerId;
+        var status = await daemon.StatusAsync(id);
+        Assert.Equal(ContainerState.ContainerCreated, status.State);
+        Assert.Equal("true", status.Annotations["io.crishim.restored"]);
+        Assert.Equal(location, status.Annotations["io.crishim.restored-from"]);
+        Assert.Equal(Busybox, status.Image.Image);
+        int restoredLogLength = ReadShared(status.LogPath).Length;
+        var checkpointedCounts = Counts(ReadShared(status.LogPath));
+        Assert.Contains(beforeCheckpoint, checkpointedCounts);
+
+        await daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+
+        Assert.Equal(ContainerState.ContainerRunning, (await daemon.StatusAsync(id)).State);
+        await Cri.WaitUntilAsync(() => Task.FromResult(Counts(ReadShared(status.LogPath)[restoredLogLength..]).Count >= 3),
+            TimeSpan.FromSeconds(30), "the restored counter to print");
+        var continued = Counts(ReadShared(status.LogPath)[restoredLogLength..]);
+        Console.WriteLine($"{handler}: {beforeCheckpoint} before the checkpoint, {checkpointedCounts.Last()} in the archive's log, then {string.Join(' ', continued.Take(5))}");
+        Assert.True(continued[0] > beforeCheckpoint, $"the counter restarted at {continued[0]}, it was {beforeCheckpoint} before the checkpoint");
+        Assert.True(continued[0] <= checkpointedCounts.Last() + 1, $"the counter jumped to {continued[0]} past the archive's {checkpointedCounts.Last()}");
+        Assert.Equal(Enumerable.Range(0, 3).Select(i => continued[0] + i), continued.Take(3));
+        Assert.Equal(expectedMd5, await PatternMd5Async(daemon, id));
+        Assert.Equal("kept", await daemon.ShAsync(id, "cat /root/written"));
+        Assert.Equal(1, (await daemon.ExecAsync(id, "test", "-e", "/etc/group")).ExitCode);
+        Assert.Equal("on-host", await daemon.ShAsync(id, "cat /data/file"));
+        string restoredLine = daemon.Output.Split('\n').Single(l => l.Contains($"restored container {id}"));
+        Console.WriteLine($"{handler}: {restoredLine.Trim()}");
+
+        // A checkpoint of the restored container says so, as checkpointctl reads it.
+        string again = Path.Combine(dir, "again.tar");
+        await daemon.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = id, Location = again, Timeout = 120 });
+        Assert.True(ReadConfigDump(again).GetProperty("restored").GetBoolean());
+
+        // From here it is a container like any other.
+        await daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 });
+        Assert.Equal(ContainerState.ContainerExited, (await daemon.StatusAsync(id)).State);
+        await daemon.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = secondPodId });
+        Assert.Empty(Directory.GetDirectories(Path.Combine(daemon.Dirs.Root, "checkpoints")));
+        Directory.Delete(dir, true);
+    }
+
+    private static JsonElement ReadConfigDump(string archive)
+    {
+        using var stream = File.OpenRead(archive);
+        using var tar = new TarReader(stream);
+        while (tar.GetNextEntry(copyData: true) is { } entry)
+        {
+            if (entry.Name == "config.dump") return JsonDocument.Parse(entry.DataStream!).RootElement.Clone();
+        }
+        throw new InvalidDataException($"{archive} has no config.dump");
+    }
+}
