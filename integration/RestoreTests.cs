@@ -135,6 +135,152 @@ public partial class RestoreTests(RegistryFixture registry)
         Directory.Delete(dir, true);
     }
 
+    /// <summary>A tar of the given entries (name, content) plus <paramref name="extra"/> written raw.</summary>
+    private static string WriteArchive(string path, IEnumerable<TarEntry> entries)
+    {
+        using var stream = File.Create(path);
+        using var tar = new TarWriter(stream, TarEntryFormat.Pax);
+        foreach (var entry in entries) tar.WriteEntry(entry);
+        return path;
+    }
+
+    private static PaxTarEntry FileEntry(string name, string content) =>
+        new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)) };
+
+    private string ConfigDump(string image) => JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["id"] = "0123abcd", ["name"] = "counter", ["rootfsImage"] = "", ["rootfsImageRef"] = "", ["rootfsImageName"] = image,
+        ["runtime"] = "runc", ["createdTime"] = "2026-01-01T00:00:00Z", ["checkpointedTime"] = "2026-01-01T00:00:00Z", ["restored"] = false,
+    });
+
+    private static string SpecDump(params string[] bindDestinations) => JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["process"] = new Dictionary<string, object> { ["args"] = new[] { "sleep", "3600" }, ["env"] = new[] { "PATH=/bin" }, ["cwd"] = "/" },
+        ["mounts"] = bindDestinations.Select(d => new Dictionary<string, object> { ["destination"] = d, ["type"] = "bind", ["source"] = "/nowhere", ["options"] = new[] { "rbind" } })
+            .Append(new Dictionary<string, object> { ["destination"] = "/proc", ["type"] = "proc", ["source"] = "proc" }).ToArray(),
+    });
+
+    /// <summary>The parts every checkpoint has: CRIU's image dir (empty here: CRIU would find nothing to restore) and both dumps.</summary>
+    private List<TarEntry> Minimal(params string[] bindDestinations) =>
+        [new PaxTarEntry(TarEntryType.Directory, "checkpoint/"), FileEntry("config.dump", ConfigDump(Busybox)), FileEntry("spec.dump", SpecDump(bindDestinations))];
+
+    /// <summary>A ustar header claiming <paramref name="size"/> bytes of data, and the file made sparse to that length.</summary>
+    private static void AppendClaimedEntry(string path, string name, long size)
+    {
+        // Drop the two zero blocks that end the archive, then write the header by hand.
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        stream.SetLength(stream.Length - 1024);
+        stream.Seek(0, SeekOrigin.End);
+        var header = new byte[512];
+        void Put(int at, string text) => Encoding.ASCII.GetBytes(text).CopyTo(header, at);
+        Put(0, name);
+        Put(100, "0000644\0");
+        Put(108, "0000000\0");
+        Put(116, "0000000\0");
+        Put(124, Convert.ToString(size, 8).PadLeft(11, '0') + "\0");
+        Put(136, "00000000000\0");
+        Put(148, "        ");
+        header[156] = (byte)'0';
+        Put(257, "ustar\0");
+        Put(263, "00");
+        Put(148, Convert.ToString(header.Sum(b => b), 8).PadLeft(6, '0') + "\0 ");
+        stream.Write(header);
+        stream.SetLength(stream.Position + size + 1024);
+    }
+
+    [Fact]
+    public async Task HostileOrWrongArchivesAreRefusedBeforeAnythingIsCreated()
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        await daemon.PullAsync(Busybox);
+        var pod = Cri.Pod("restore-hostile");
+        string podId = await daemon.RunPodAsync(pod);
+        string dir = ArchiveDir();
+        string inner = Directory.CreateDirectory(Path.Combine(dir, "inner")).FullName;
+        string escaped = $"escaped-{Guid.NewGuid():N}";
+
+        async Task<RpcException> Refused(string archive) => await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = podId, Config = Cri.Container("counter", archive, "sh"), SandboxConfig = pod }).ResponseAsync);
+
+        var climbing = Minimal().Append(FileEntry($"../../../{escaped}", "out"));
+        var symlinkOut = Minimal().Append(new PaxTarEntry(TarEntryType.SymbolicLink, "checkpoint/link") { LinkName = "/" })
+            .Append(FileEntry($"checkpoint/link/tmp/{escaped}", "out"));
+        var device = Minimal().Append(new PaxTarEntry(TarEntryType.CharacterDevice, "checkpoint/mem") { DeviceMajor = 1, DeviceMinor = 1 });
+        var deviceInDiff = new MemoryStream();
+        using (var diff = new TarWriter(deviceInDiff, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            diff.WriteEntry(new PaxTarEntry(TarEntryType.CharacterDevice, "dev/mem") { DeviceMajor = 1, DeviceMinor = 1 });
+        }
+        deviceInDiff.Position = 0;
+        var diffWithDevice = Minimal().Append(new PaxTarEntry(TarEntryType.RegularFile, "rootfs-diff.tar") { DataStream = deviceInDiff });
+        var malformed = new List<TarEntry> { new PaxTarEntry(TarEntryType.Directory, "checkpoint/"), FileEntry("config.dump", "{\"id\": "), FileEntry("spec.dump", SpecDump()) };
+        var notCheckpoint = new List<TarEntry> { FileEntry("hello.txt", "hello") };
+        string huge = WriteArchive(Path.Combine(inner, "huge.tar"), [new PaxTarEntry(TarEntryType.Directory, "checkpoint/"), FileEntry("spec.dump", SpecDump())]);
+        AppendClaimedEntry(huge, "config.dump", 2L << 30);
+
+        foreach (var (what, archive) in new[]
+        {
+            ("a ../ entry", WriteArchive(Path.Combine(inner, "climbing.tar"), climbing)),
+            ("a symlink out", WriteArchive(Path.Combine(inner, "symlink.tar"), symlinkOut)),
+            ("a device node", WriteArchive(Path.Combine(inner, "device.tar"), device)),
+            ("a device node in rootfs-diff.tar", WriteArchive(Path.Combine(inner, "diff-device.tar"), diffWithDevice)),
+            ("a 2 GiB config.dump", huge),
+            ("malformed config.dump", WriteArchive(Path.Combine(inner, "malformed.tar"), malformed)),
+            ("no checkpoint at all", WriteArchive(Path.Combine(inner, "not.tar"), notCheckpoint)),
+            ("a directory", inner),
+        })
+        {
+            var e = await Refused(archive);
+            Console.WriteLine($"{what}: {e.StatusCode} {e.Status.Detail}");
+            Assert.True(e.StatusCode == StatusCode.InvalidArgument, $"{what}: {e.StatusCode} {e.Status.Detail}");
+        }
+        Assert.Equal(StatusCode.NotFound, (await Refused(Path.Combine(dir, "missing.tar"))).StatusCode);
+
+        Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(daemon.Dirs.Root, "checkpoints")));
+        Assert.Empty(Directory.GetFiles(daemon.Dirs.Base, escaped, SearchOption.AllDirectories));
+        Assert.Empty(Directory.GetFiles(dir, escaped, SearchOption.AllDirectories));
+        Assert.False(File.Exists(Path.Combine("/tmp", escaped)));
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public async Task AMissingBindMountIsAFailedPreconditionAndACriuFailureRemovesTheContainer()
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        await daemon.PullAsync(Busybox);
+        var pod = Cri.Pod("restore-errors");
+        string podId = await daemon.RunPodAsync(pod);
+        string dir = ArchiveDir();
+
+        string withMount = WriteArchive(Path.Combine(dir, "with-mount.tar"), Minimal("/data", "/etc/hosts"));
+        var e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = podId, Config = Cri.Container("counter", withMount, "sh"), SandboxConfig = pod,
+        }).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+        Assert.Contains("/data", e.Status.Detail);
+        Assert.DoesNotContain("/etc/hosts", e.Status.Detail);
+        Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+
+        // Valid to the daemon, but its CRIU image dir is empty: CRIU fails and the container goes.
+        string empty = WriteArchive(Path.Combine(dir, "empty.tar"), Minimal());
+        string id = (await daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = podId, Config = Cri.Container("counter", empty, "sh"), SandboxConfig = pod,
+        })).ContainerId;
+        e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }).ResponseAsync);
+        Console.WriteLine($"CRIU failure: {e.StatusCode} {e.Status.Detail}");
+        Assert.Equal(StatusCode.Internal, e.StatusCode);
+        Assert.Contains("CRIU could not restore", e.Status.Detail);
+        Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => daemon.StatusAsync(id))).StatusCode);
+        Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+        Assert.False(Directory.Exists(Path.Combine(daemon.Dirs.Root, "containers", id)));
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+        Directory.Delete(dir, true);
+    }
+
     private static JsonElement ReadConfigDump(string archive)
     {
         using var stream = File.OpenRead(archive);
