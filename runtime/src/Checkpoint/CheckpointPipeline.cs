@@ -365,7 +365,8 @@ public sealed class CheckpointPipeline(
         var record = capture.Record;
         archive.AddTree(capture.ImagesDir, "checkpoint", token);
         var configDump = new CheckpointConfigDump(record.Id, record.ConfigMessage.Metadata.Name, record.ImageId, record.ImageRef,
-            record.ImageName, record.RuntimeHandler, DateTimeOffset.UnixEpoch.AddTicks(record.CreatedAtNanos / 100), DateTimeOffset.UtcNow, false);
+            record.ImageName, record.RuntimeHandler, DateTimeOffset.UnixEpoch.AddTicks(record.CreatedAtNanos / 100), DateTimeOffset.UtcNow,
+            Restored: record.Restore is not null);
         archive.AddBytes("config.dump", JsonSerializer.SerializeToUtf8Bytes(configDump, CheckpointJson.Default.CheckpointConfigDump));
         archive.AddBytes("spec.dump", System.Text.Encoding.UTF8.GetBytes(capture.Spec.ToJsonString()));
         archive.AddBytes("bind.mounts", JsonSerializer.SerializeToUtf8Bytes(BindMounts(capture.Spec), CheckpointJson.Default.ListBindMountDump));

@@ -38,6 +38,8 @@ public sealed class ContainerRecord : IRecord
     public ContainerIdentity? User { get; set; }
     /// <summary>The current LinuxContainerResources (after UpdateContainerResources), protobuf bytes.</summary>
     public byte[] Resources { get; set; } = [];
+    /// <summary>Set when the container is created from a checkpoint: StartContainer restores it with CRIU instead of starting it.</summary>
+    public ContainerRestoreState? Restore { get; set; }
 
     /// <summary>
     /// Whether the container's init process still runs. Records written before identities were
@@ -50,6 +52,9 @@ public sealed class ContainerRecord : IRecord
 
     private ContainerConfig? _config;
 }
+
+/// <summary>Where a restored container came from and where its CRIU images are; <see cref="RestoredAtNanos"/> once StartContainer restored it.</summary>
+public sealed record ContainerRestoreState(string Archive, string ImagesDir, string CheckpointedContainerId, long RestoredAtNanos = 0);
 
 /// <summary>ContainerStatus.user: uid, gid and every group the process holds (the gid included, as `id -G`).</summary>
 public sealed record ContainerIdentity(long Uid, long Gid, long[] SupplementalGroups);

@@ -1,11 +1,14 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Diagnostics;
+using CriShim.Runtime.Checkpoint;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Events;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Pods;
+using CriShim.Runtime.Restore;
 using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
@@ -55,7 +58,11 @@ public sealed class ContainerService(
         return record;
     }
 
-    public async Task<string> CreateAsync(string podId, ContainerConfig containerConfig, CancellationToken cancellationToken)
+    public Task<string> CreateAsync(string podId, ContainerConfig containerConfig, CancellationToken cancellationToken) =>
+        CreateAsync(podId, containerConfig, restore: null, cancellationToken);
+
+    /// <param name="restore">When set, the container is created from a checkpoint and restored by StartContainer.</param>
+    public async Task<string> CreateAsync(string podId, ContainerConfig containerConfig, RestoreSource? restore, CancellationToken cancellationToken)
     {
         if (containerConfig.Metadata is not { Name.Length: > 0 }) throw new ArgumentException("container metadata.name must be set");
         if (containerConfig.Image is not { Image.Length: > 0 }) throw new ArgumentException("container image must be set");
@@ -71,7 +78,7 @@ public sealed class ContainerService(
         if (!pod.Ready) throw new WrongStateException($"pod sandbox {pod.Id} is not ready");
         // Its namespaces are the infra process's (and a dead pod's netns path may be gone or reused after a reboot).
         if (!pod.IsInfraAlive()) throw new WrongStateException($"pod sandbox {pod.Id} is not ready: its infra process is gone");
-        var image = images.Find(containerConfig.Image.Image)
+        var image = restore?.Image ?? images.Find(containerConfig.Image.Image)
             ?? throw new NotFoundException($"image \"{containerConfig.Image.Image}\" not found: pull it first");
         var volumeImages = new Dictionary<Mount, StoredImage>();
         foreach (var mount in containerConfig.Mounts.Where(ImageVolumes.IsImageVolume)) volumeImages[mount] = imageVolumes.ImageOf(mount);
@@ -123,7 +130,7 @@ public sealed class ContainerService(
         using var _ = await _locks.AcquireAsync(id, cancellationToken);
         try
         {
-            await CreateInRuntimeAsync(record, pod, image, volumeImages, runtime, CancellationToken.None);
+            await CreateInRuntimeAsync(record, pod, image, volumeImages, runtime, restore, CancellationToken.None);
             events.Publish(ContainerEventType.ContainerCreatedEvent, id, pod.Id);
             return id;
         }
@@ -159,7 +166,7 @@ public sealed class ContainerService(
     }
 
     private async Task CreateInRuntimeAsync(ContainerRecord record, PodSandboxRecord pod, StoredImage image,
-        Dictionary<Mount, StoredImage> volumeImages, OciRuntime runtime, CancellationToken cancellationToken)
+        Dictionary<Mount, StoredImage> volumeImages, OciRuntime runtime, RestoreSource? restore, CancellationToken cancellationToken)
     {
         var containerConfig = record.ConfigMessage;
         var userNamespace = PodUserNamespace.Of(pod.ConfigMessage);
@@ -167,6 +174,8 @@ public sealed class ContainerService(
         // The pod's root reaches the container's volumes from inside its namespace.
         userNamespace?.OpenStateTo(paths, containers.DirectoryOf(record.Id));
         string rootfsPath = await rootfs.MountAsync(record.Id, image, cancellationToken, idMap);
+        // Before the user is resolved: the checkpointed /etc/passwd is the one the processes knew.
+        if (restore is not null) await restore.ApplyToRootfsAsync(rootfsPath, cancellationToken);
         var security = containerConfig.Linux?.SecurityContext ?? new LinuxContainerSecurityContext();
         var user = ContainerUserResolver.Resolve(rootfsPath, security.RunAsUser?.Value, security.RunAsUsername,
             security.RunAsGroup?.Value, image.Config.User, security.SupplementalGroups,
@@ -183,15 +192,66 @@ public sealed class ContainerService(
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
         Directory.CreateDirectory(Path.GetDirectoryName(record.LogPath)!);
         var metadata = containerConfig.Metadata;
-        record.Pid = await conmon.CreateAsync(new ConmonLaunch(record.Id, $"{metadata.Name}_{metadata.Attempt}", bundle, runtime,
-            record.LogPath, paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd",
-            containerConfig.Stdin, containerConfig.StdinOnce, containerConfig.Tty), cancellationToken);
+        if (restore is not null)
+        {
+            // As CRI-O: the runtime first hears of a restored container at StartContainer, from `restore`.
+            record.Restore = restore.Adopt(containers.DirectoryOf(record.Id), record.LogPath);
+            containers.Save(record);
+            logger.LogInformation("created container {Id} ({Name}) in pod {Pod} from checkpoint {Archive}", record.Id, metadata.Name, pod.Id, record.Restore.Archive);
+            return;
+        }
+        record.Pid = await conmon.CreateAsync(Launch(record, runtime), cancellationToken);
         record.Init = ProcessIdentity.Of(record.Pid)
             ?? throw new ContainerCreateException($"the process of container {record.Id} ended before it was started");
         record.Monitor = Conmon.MonitorOf(bundle)
             ?? throw new ContainerCreateException($"conmon of container {record.Id} exited right after creating it");
         containers.Save(record);
         logger.LogInformation("created container {Id} ({Name}) in pod {Pod}", record.Id, metadata.Name, pod.Id);
+    }
+
+    private ConmonLaunch Launch(ContainerRecord record, OciRuntime runtime)
+    {
+        var containerConfig = record.ConfigMessage;
+        var metadata = containerConfig.Metadata;
+        return new ConmonLaunch(record.Id, $"{metadata.Name}_{metadata.Attempt}", BundleDir(record.Id), runtime,
+            record.LogPath, paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd",
+            containerConfig.Stdin, containerConfig.StdinOnce, containerConfig.Tty);
+    }
+
+    /// <summary>
+    /// StartContainer of a container created from a checkpoint: conmon runs `runc|crun restore` with its
+    /// CRIU images, so its processes continue where they were dumped. When CRIU fails, the half-made
+    /// container is removed and the error quotes restore.log.
+    /// </summary>
+    private async Task RestoreAsync(ContainerRecord record, ContainerRestoreState restore)
+    {
+        var clock = Stopwatch.StartNew();
+        var runtime = RuntimeOf(record.RuntimeHandler);
+        string bundle = BundleDir(record.Id);
+        try
+        {
+            record.Pid = await conmon.CreateAsync(Launch(record, runtime) with
+            {
+                RestoreImagesDir = restore.ImagesDir,
+                RuntimeOptions = ["--file-locks", .. CriuDumpOptions.From(config.Checkpoint).Arguments()],
+            }, CancellationToken.None);
+        }
+        catch (Exception e) when (e is ContainerCreateException or ExternalCommandException)
+        {
+            // conmon's work path for the runtime is the bundle.
+            string log = Path.Combine(bundle, "restore.log");
+            string excerpt = File.Exists(log) ? Criu.DumpLogExcerpt(File.ReadLines(log)) : "";
+            await RemoveEverythingAsync(record, CancellationToken.None);
+            events.Publish(ContainerEventType.ContainerDeletedEvent, record.Id, record.PodId);
+            throw new InvalidOperationException(
+                $"CRIU could not restore container {record.Id} from {restore.Archive}; the container was removed: {(excerpt.Length > 0 ? excerpt : e.Message)}");
+        }
+        // A restored process may end at once: its exit file then tells.
+        record.Init = ProcessIdentity.Of(record.Pid);
+        record.Monitor = Conmon.MonitorOf(bundle);
+        record.Restore = restore with { RestoredAtNanos = NowNanos() };
+        logger.LogInformation("restored container {Id} from {Archive} (checkpointed container {Original}) in {Elapsed:0.000} s",
+            record.Id, restore.Archive, restore.CheckpointedContainerId, clock.Elapsed.TotalSeconds);
     }
 
     /// <summary>The pid whose namespace a TARGET-mode container joins: a running container of the same pod.</summary>
@@ -222,7 +282,8 @@ public sealed class ContainerService(
         }
         try
         {
-            await RuntimeOf(record.RuntimeHandler).StartAsync(record.Id, CancellationToken.None);
+            if (record.Restore is { } restore) await RestoreAsync(record, restore);
+            else await RuntimeOf(record.RuntimeHandler).StartAsync(record.Id, CancellationToken.None);
         }
         catch (ExternalCommandException e)
         {
@@ -383,6 +444,10 @@ public sealed class ContainerService(
         events.Publish(ContainerEventType.ContainerStoppedEvent, record.Id, record.PodId);
     }
 
+    /// <summary>ContainerStatus annotations of a container created from a checkpoint.</summary>
+    public const string RestoredAnnotation = "io.crishim.restored";
+    public const string RestoredFromAnnotation = "io.crishim.restored-from";
+
     public ContainerStatus Status(ContainerRecord record)
     {
         var containerConfig = record.ConfigMessage;
@@ -405,6 +470,11 @@ public sealed class ContainerService(
         };
         status.Labels.Add(containerConfig.Labels);
         status.Annotations.Add(containerConfig.Annotations);
+        if (record.Restore is { } restore)
+        {
+            status.Annotations[RestoredAnnotation] = "true";
+            status.Annotations[RestoredFromAnnotation] = restore.Archive;
+        }
         foreach (var mount in containerConfig.Mounts) status.Mounts.Add(mount);
         if (record.User is { } user)
         {

@@ -28,6 +28,7 @@ public static class ContainerServiceRegistration
         services.AddSingleton<IImageUsage, ContainerImageUsage>();
         services.AddSingleton<PodLocks>();
         services.AddSingleton<ContainerService>();
+        services.AddSingleton<Restore.ContainerRestore>();
         services.AddSingleton<PodSandboxService>();
         return services;
     }

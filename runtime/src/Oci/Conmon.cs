@@ -15,7 +15,9 @@ public sealed record ConmonLaunch(
     bool SystemdCgroup,
     bool Stdin = false,
     bool StdinOnce = false,
-    bool Terminal = false);
+    bool Terminal = false,
+    string? RestoreImagesDir = null,
+    IReadOnlyList<string>? RuntimeOptions = null);
 
 /// <summary>The OCI runtime refused to create the container; the message is the runtime's own.</summary>
 public sealed class ContainerCreateException(string message) : Exception(message);
@@ -27,6 +29,8 @@ public sealed class ContainerCreateException(string message) : Exception(message
 public sealed class Conmon(string path)
 {
     private static readonly TimeSpan CreateTimeout = TimeSpan.FromSeconds(60);
+    /// <summary>A restore reads the container's whole memory back: gigabytes take more than a create.</summary>
+    private static readonly TimeSpan RestoreTimeout = TimeSpan.FromMinutes(10);
     // conmon reports the create result on the fd named by _OCI_SYNCPIPE. .NET cannot hand a child an
     // extra fd, so a shell opens fd 3 on a file in the bundle and execs conmon with it.
     private readonly ExternalCommand _command = new("conmon", "/bin/sh");
@@ -79,6 +83,9 @@ public sealed class Conmon(string path)
         if (launch.Stdin) args.Add("--stdin");
         if (launch.Stdin && !launch.StdinOnce) args.Add("--leave-stdin-open");
         if (launch.Terminal) args.Add("--terminal");
+        // `runtime restore --image-path <dir> --work-path <bundle>` instead of `create`, plus the restore's CRIU options.
+        if (launch.RestoreImagesDir is not null) args.AddRange(["--restore", launch.RestoreImagesDir]);
+        foreach (string option in launch.RuntimeOptions ?? []) args.AddRange(["--runtime-opt", option]);
         var environment = new Dictionary<string, string?>
         {
             ["CRISHIM_CONMON_SYNC"] = syncFile,
@@ -86,7 +93,8 @@ public sealed class Conmon(string path)
             ["_OCI_SYNCPIPE"] = "3",
         };
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(CreateTimeout);
+        var timeout = launch.RestoreImagesDir is null ? CreateTimeout : RestoreTimeout;
+        limit.CancelAfter(timeout);
         // Without --sync conmon forks and its first process exits at once; the result arrives in the sync file.
         await _command.RunAsync(args, CreateTimeout, cancellationToken, environment);
         try
@@ -95,7 +103,7 @@ public sealed class Conmon(string path)
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new ExternalCommandTimeoutException("conmon", ["create", launch.ContainerId], CreateTimeout);
+            throw new ExternalCommandTimeoutException("conmon", [launch.RestoreImagesDir is null ? "create" : "restore", launch.ContainerId], timeout);
         }
     }
 

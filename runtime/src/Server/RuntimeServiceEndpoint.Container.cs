@@ -10,7 +10,10 @@ public sealed partial class RuntimeServiceEndpoint
     {
         RequireId(request.PodSandboxId, "pod_sandbox_id");
         if (request.Config is null) throw new ArgumentException("CreateContainer needs a config");
-        string id = await containers.CreateAsync(request.PodSandboxId, request.Config, context.CancellationToken);
+        string image = request.Config.Image?.Image ?? "";
+        string id = CriShim.Runtime.Restore.ContainerRestore.NamesArchive(image)
+            ? await restores.CreateFromArchiveAsync(request.PodSandboxId, request.Config, image, context.CancellationToken)
+            : await containers.CreateAsync(request.PodSandboxId, request.Config, context.CancellationToken);
         return new CreateContainerResponse { ContainerId = id };
     }
 

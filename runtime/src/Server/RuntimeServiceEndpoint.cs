@@ -20,7 +20,8 @@ public sealed partial class RuntimeServiceEndpoint(
     ContainerCheckpoint checkpoints,
     PodCheckpoint podCheckpoints,
     CriShim.Runtime.Stats.StatsService stats,
-    CriShim.Runtime.Events.ContainerEventBus events) : RuntimeService.RuntimeServiceBase
+    CriShim.Runtime.Events.ContainerEventBus events,
+    CriShim.Runtime.Restore.ContainerRestore restores) : RuntimeService.RuntimeServiceBase
 {
     public override Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>
         Task.FromResult(status.Version());
