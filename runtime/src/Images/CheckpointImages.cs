@@ -17,11 +17,11 @@ public sealed class CheckpointImages(ImageStore images, ContentStore content)
     public const string CriuNameAnnotation = "org.criu.checkpoint.container.name";
 
     /// <summary>
-    /// The largest archive a gzip layer may decompress to. The compressed size says little (CRIU's pages of a
-    /// zero-filled heap shrink a thousandfold), so the cap is absolute: a gzip bomb fills at most this much of
-    /// the state disk, in ingest/, which start-up empties.
+    /// The largest archive a gzip layer may decompress to: the restore's own cap on an archive. The compressed
+    /// size says little (CRIU's pages of a zero-filled heap shrink a thousandfold), so the cap is absolute: a
+    /// gzip bomb fills at most this much of the state disk, in ingest/, which start-up empties.
     /// </summary>
-    public const long MaxArchiveBytes = 64L << 30;
+    public const long MaxArchiveBytes = Restore.CheckpointArchiveIntake.MaxArchiveBytes;
 
     /// <summary>
     /// The checkpointed container's name when one of <paramref name="annotationSets"/> (index, index entry,
