@@ -1,0 +1,294 @@
+using System.Formats.Tar;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using CriShim.TestImages;
+
+namespace CriShim.Integration;
+
+/// <summary>CreateContainer from a checkpoint archive on the host, then StartContainer: the processes continue with their memory.</summary>
+[Collection(RegistryCollection.Name)]
+public partial class RestoreTests(RegistryFixture registry)
+{
+    private const string Config = $"[runtime.handlers.crun]\npath = \"{CheckpointTests.CriuCapableCrun}\"\n";
+    private const string Seed = "0123456789abcdef";
+    private const int Doublings = 22; // 16 bytes doubled 22 times: 64 MiB
+
+    private string Busybox => registry.Reference(TestImageNames.Busybox);
+
+    /// <summary>
+    /// A shell holding a 64 MiB pattern in a variable (process memory, not a file) and a counter in another,
+    /// printing the counter to its log every 0.2 s and the pattern's md5 to /tmp/sum.out when /tmp/sum appears.
+    /// </summary>
+    private static readonly string CounterScript =
+        $"x={Seed}; n=0; while [ $n -lt {Doublings} ]; do x=\"$x$x\"; n=$((n+1)); done; echo ready; i=0; " +
+        "while true; do i=$((i+1)); echo \"count $i\"; " +
+        "if [ -f /tmp/sum ]; then rm /tmp/sum; printf %s \"$x\" | md5sum > /tmp/sum.part; mv /tmp/sum.part /tmp/sum.out; fi; sleep 0.2; done";
+
+    private static string ExpectedPatternMd5()
+    {
+        using var md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
+        byte[] seed = Encoding.ASCII.GetBytes(Seed);
+        for (int i = 0; i < 1 << Doublings; i++) md5.AppendData(seed);
+        return Convert.ToHexStringLower(md5.GetHashAndReset());
+    }
+
+    [GeneratedRegex(@" count (\d+)$")]
+    private static partial Regex CountLine();
+
+    private static List<long> Counts(string log) =>
+        [.. log.Split('\n').Select(l => CountLine().Match(l)).Where(m => m.Success).Select(m => long.Parse(m.Groups[1].Value))];
+
+    private static string ReadShared(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return new StreamReader(stream).ReadToEnd();
+    }
+
+    private static async Task<string> PatternMd5Async(Daemon daemon, string id)
+    {
+        await daemon.ShAsync(id, "rm -f /tmp/sum.out; touch /tmp/sum");
+        await Cri.WaitUntilAsync(async () => (await daemon.ExecAsync(id, "test", "-f", "/tmp/sum.out")).ExitCode == 0,
+            TimeSpan.FromSeconds(60), "the pattern's checksum");
+        return (await daemon.ShAsync(id, "cat /tmp/sum.out")).Split(' ')[0];
+    }
+
+    private static Runtime.V1.ContainerConfig CounterConfig(string image, string dataDir)
+    {
+        var config = Cri.Container("counter", image, "sh", "-c", CounterScript);
+        config.Mounts.Add(new Mount { ContainerPath = "/data", HostPath = dataDir });
+        return config;
+    }
+
+    private static string ArchiveDir() => Directory.CreateTempSubdirectory("crishim-restore-").FullName;
+
+    [Theory]
+    [InlineData("runc")]
+    [InlineData("crun")]
+    public async Task ARestoredContainerContinuesItsCounterMemoryFilesAndLogInANewPod(string handler)
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        await daemon.PullAsync(Busybox);
+        string dir = ArchiveDir();
+        string dataDir = Directory.CreateDirectory(Path.Combine(dir, "data")).FullName;
+        string location = Path.Combine(dir, "counter.tar");
+        string expectedMd5 = ExpectedPatternMd5();
+
+        var firstPod = Cri.Pod($"restore-from-{handler}");
+        string firstPodId = await daemon.RunPodAsync(firstPod, handler);
+        string original = await daemon.StartContainerAsync(firstPodId, firstPod, CounterConfig(Busybox, dataDir));
+        string originalLog = (await daemon.StatusAsync(original)).LogPath;
+        await Cri.WaitUntilAsync(() => Task.FromResult(Counts(ReadShared(originalLog)).Count > 0), TimeSpan.FromMinutes(2), "the counter to start");
+        Assert.Equal(expectedMd5, await PatternMd5Async(daemon, original));
+        await daemon.ShAsync(original, "rm /tmp/sum.out; echo kept > /root/written; rm /etc/group; echo on-host > /data/file");
+        long beforeCheckpoint = Counts(ReadShared(originalLog)).Last();
+
+        await daemon.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = original, Location = location, Timeout = 120 });
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = firstPodId });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = firstPodId });
+
+        var secondPod = Cri.Pod($"restore-into-{handler}");
+        string secondPodId = await daemon.RunPodAsync(secondPod, handler);
+        var created = await daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = secondPodId, Config = CounterConfig(location, dataDir), SandboxConfig = secondPod,
+        });
+        string id = created.ContainerId;
+        var status = await daemon.StatusAsync(id);
+        Assert.Equal(ContainerState.ContainerCreated, status.State);
+        Assert.Equal("true", status.Annotations["io.crishim.restored"]);
+        Assert.Equal(location, status.Annotations["io.crishim.restored-from"]);
+        Assert.Equal(Busybox, status.Image.Image);
+        int restoredLogLength = ReadShared(status.LogPath).Length;
+        var checkpointedCounts = Counts(ReadShared(status.LogPath));
+        Assert.Contains(beforeCheckpoint, checkpointedCounts);
+
+        await daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+
+        Assert.Equal(ContainerState.ContainerRunning, (await daemon.StatusAsync(id)).State);
+        await Cri.WaitUntilAsync(() => Task.FromResult(Counts(ReadShared(status.LogPath)[restoredLogLength..]).Count >= 3),
+            TimeSpan.FromSeconds(30), "the restored counter to print");
+        var continued = Counts(ReadShared(status.LogPath)[restoredLogLength..]);
+        Console.WriteLine($"{handler}: {beforeCheckpoint} before the checkpoint, {checkpointedCounts.Last()} in the archive's log, then {string.Join(' ', continued.Take(5))}");
+        Assert.True(continued[0] > beforeCheckpoint, $"the counter restarted at {continued[0]}, it was {beforeCheckpoint} before the checkpoint");
+        Assert.True(continued[0] <= checkpointedCounts.Last() + 1, $"the counter jumped to {continued[0]} past the archive's {checkpointedCounts.Last()}");
+        Assert.Equal(Enumerable.Range(0, 3).Select(i => continued[0] + i), continued.Take(3));
+        Assert.Equal(expectedMd5, await PatternMd5Async(daemon, id));
+        Assert.Equal("kept", await daemon.ShAsync(id, "cat /root/written"));
+        Assert.Equal(1, (await daemon.ExecAsync(id, "test", "-e", "/etc/group")).ExitCode);
+        Assert.Equal("on-host", await daemon.ShAsync(id, "cat /data/file"));
+        string restoredLine = daemon.Output.Split('\n').Single(l => l.Contains($"restored container {id}"));
+        Console.WriteLine($"{handler}: {restoredLine.Trim()}");
+
+        // A checkpoint of the restored container says so, as checkpointctl reads it.
+        string again = Path.Combine(dir, "again.tar");
+        await daemon.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = id, Location = again, Timeout = 120 });
+        Assert.True(ReadConfigDump(again).GetProperty("restored").GetBoolean());
+
+        // From here it is a container like any other.
+        await daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 });
+        Assert.Equal(ContainerState.ContainerExited, (await daemon.StatusAsync(id)).State);
+        await daemon.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = secondPodId });
+        Assert.Empty(Directory.GetDirectories(Path.Combine(daemon.Dirs.Root, "checkpoints")));
+        Directory.Delete(dir, true);
+    }
+
+    /// <summary>A tar of the given entries (name, content) plus <paramref name="extra"/> written raw.</summary>
+    private static string WriteArchive(string path, IEnumerable<TarEntry> entries)
+    {
+        using var stream = File.Create(path);
+        using var tar = new TarWriter(stream, TarEntryFormat.Pax);
+        foreach (var entry in entries) tar.WriteEntry(entry);
+        return path;
+    }
+
+    private static PaxTarEntry FileEntry(string name, string content) =>
+        new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)) };
+
+    private string ConfigDump(string image) => JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["id"] = "0123abcd", ["name"] = "counter", ["rootfsImage"] = "", ["rootfsImageRef"] = "", ["rootfsImageName"] = image,
+        ["runtime"] = "runc", ["createdTime"] = "2026-01-01T00:00:00Z", ["checkpointedTime"] = "2026-01-01T00:00:00Z", ["restored"] = false,
+    });
+
+    private static string SpecDump(params string[] bindDestinations) => JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["process"] = new Dictionary<string, object> { ["args"] = new[] { "sleep", "3600" }, ["env"] = new[] { "PATH=/bin" }, ["cwd"] = "/" },
+        ["mounts"] = bindDestinations.Select(d => new Dictionary<string, object> { ["destination"] = d, ["type"] = "bind", ["source"] = "/nowhere", ["options"] = new[] { "rbind" } })
+            .Append(new Dictionary<string, object> { ["destination"] = "/proc", ["type"] = "proc", ["source"] = "proc" }).ToArray(),
+    });
+
+    /// <summary>The parts every checkpoint has: CRIU's image dir (empty here: CRIU would find nothing to restore) and both dumps.</summary>
+    private List<TarEntry> Minimal(params string[] bindDestinations) =>
+        [new PaxTarEntry(TarEntryType.Directory, "checkpoint/"), FileEntry("config.dump", ConfigDump(Busybox)), FileEntry("spec.dump", SpecDump(bindDestinations))];
+
+    /// <summary>A ustar header claiming <paramref name="size"/> bytes of data, and the file made sparse to that length.</summary>
+    private static void AppendClaimedEntry(string path, string name, long size)
+    {
+        // Drop the two zero blocks that end the archive, then write the header by hand.
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        stream.SetLength(stream.Length - 1024);
+        stream.Seek(0, SeekOrigin.End);
+        var header = new byte[512];
+        void Put(int at, string text) => Encoding.ASCII.GetBytes(text).CopyTo(header, at);
+        Put(0, name);
+        Put(100, "0000644\0");
+        Put(108, "0000000\0");
+        Put(116, "0000000\0");
+        Put(124, Convert.ToString(size, 8).PadLeft(11, '0') + "\0");
+        Put(136, "00000000000\0");
+        Put(148, "        ");
+        header[156] = (byte)'0';
+        Put(257, "ustar\0");
+        Put(263, "00");
+        Put(148, Convert.ToString(header.Sum(b => b), 8).PadLeft(6, '0') + "\0 ");
+        stream.Write(header);
+        stream.SetLength(stream.Position + size + 1024);
+    }
+
+    [Fact]
+    public async Task HostileOrWrongArchivesAreRefusedBeforeAnythingIsCreated()
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        await daemon.PullAsync(Busybox);
+        var pod = Cri.Pod("restore-hostile");
+        string podId = await daemon.RunPodAsync(pod);
+        string dir = ArchiveDir();
+        string inner = Directory.CreateDirectory(Path.Combine(dir, "inner")).FullName;
+        string escaped = $"escaped-{Guid.NewGuid():N}";
+
+        async Task<RpcException> Refused(string archive) => await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.CreateContainerAsync(
+            new CreateContainerRequest { PodSandboxId = podId, Config = Cri.Container("counter", archive, "sh"), SandboxConfig = pod }).ResponseAsync);
+
+        var climbing = Minimal().Append(FileEntry($"../../../{escaped}", "out"));
+        var symlinkOut = Minimal().Append(new PaxTarEntry(TarEntryType.SymbolicLink, "checkpoint/link") { LinkName = "/" })
+            .Append(FileEntry($"checkpoint/link/tmp/{escaped}", "out"));
+        var device = Minimal().Append(new PaxTarEntry(TarEntryType.CharacterDevice, "checkpoint/mem") { DeviceMajor = 1, DeviceMinor = 1 });
+        var deviceInDiff = new MemoryStream();
+        using (var diff = new TarWriter(deviceInDiff, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            diff.WriteEntry(new PaxTarEntry(TarEntryType.CharacterDevice, "dev/mem") { DeviceMajor = 1, DeviceMinor = 1 });
+        }
+        deviceInDiff.Position = 0;
+        var diffWithDevice = Minimal().Append(new PaxTarEntry(TarEntryType.RegularFile, "rootfs-diff.tar") { DataStream = deviceInDiff });
+        var malformed = new List<TarEntry> { new PaxTarEntry(TarEntryType.Directory, "checkpoint/"), FileEntry("config.dump", "{\"id\": "), FileEntry("spec.dump", SpecDump()) };
+        var notCheckpoint = new List<TarEntry> { FileEntry("hello.txt", "hello") };
+        string huge = WriteArchive(Path.Combine(inner, "huge.tar"), [new PaxTarEntry(TarEntryType.Directory, "checkpoint/"), FileEntry("spec.dump", SpecDump())]);
+        AppendClaimedEntry(huge, "config.dump", 2L << 30);
+
+        foreach (var (what, archive) in new[]
+        {
+            ("a ../ entry", WriteArchive(Path.Combine(inner, "climbing.tar"), climbing)),
+            ("a symlink out", WriteArchive(Path.Combine(inner, "symlink.tar"), symlinkOut)),
+            ("a device node", WriteArchive(Path.Combine(inner, "device.tar"), device)),
+            ("a device node in rootfs-diff.tar", WriteArchive(Path.Combine(inner, "diff-device.tar"), diffWithDevice)),
+            ("a 2 GiB config.dump", huge),
+            ("malformed config.dump", WriteArchive(Path.Combine(inner, "malformed.tar"), malformed)),
+            ("no checkpoint at all", WriteArchive(Path.Combine(inner, "not.tar"), notCheckpoint)),
+            ("a directory", inner),
+        })
+        {
+            var e = await Refused(archive);
+            Console.WriteLine($"{what}: {e.StatusCode} {e.Status.Detail}");
+            Assert.True(e.StatusCode == StatusCode.InvalidArgument, $"{what}: {e.StatusCode} {e.Status.Detail}");
+        }
+        Assert.Equal(StatusCode.NotFound, (await Refused(Path.Combine(dir, "missing.tar"))).StatusCode);
+
+        Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(daemon.Dirs.Root, "checkpoints")));
+        Assert.Empty(Directory.GetFiles(daemon.Dirs.Base, escaped, SearchOption.AllDirectories));
+        Assert.Empty(Directory.GetFiles(dir, escaped, SearchOption.AllDirectories));
+        Assert.False(File.Exists(Path.Combine("/tmp", escaped)));
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public async Task AMissingBindMountIsAFailedPreconditionAndACriuFailureRemovesTheContainer()
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        await daemon.PullAsync(Busybox);
+        var pod = Cri.Pod("restore-errors");
+        string podId = await daemon.RunPodAsync(pod);
+        string dir = ArchiveDir();
+
+        string withMount = WriteArchive(Path.Combine(dir, "with-mount.tar"), Minimal("/data", "/etc/hosts"));
+        var e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = podId, Config = Cri.Container("counter", withMount, "sh"), SandboxConfig = pod,
+        }).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+        Assert.Contains("/data", e.Status.Detail);
+        Assert.DoesNotContain("/etc/hosts", e.Status.Detail);
+        Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+
+        // Valid to the daemon, but its CRIU image dir is empty: CRIU fails and the container goes.
+        string empty = WriteArchive(Path.Combine(dir, "empty.tar"), Minimal());
+        string id = (await daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = podId, Config = Cri.Container("counter", empty, "sh"), SandboxConfig = pod,
+        })).ContainerId;
+        e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }).ResponseAsync);
+        Console.WriteLine($"CRIU failure: {e.StatusCode} {e.Status.Detail}");
+        Assert.Equal(StatusCode.Internal, e.StatusCode);
+        Assert.Contains("CRIU could not restore", e.Status.Detail);
+        Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => daemon.StatusAsync(id))).StatusCode);
+        Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+        Assert.False(Directory.Exists(Path.Combine(daemon.Dirs.Root, "containers", id)));
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+        Directory.Delete(dir, true);
+    }
+
+    private static JsonElement ReadConfigDump(string archive)
+    {
+        using var stream = File.OpenRead(archive);
+        using var tar = new TarReader(stream);
+        while (tar.GetNextEntry(copyData: true) is { } entry)
+        {
+            if (entry.Name == "config.dump") return JsonDocument.Parse(entry.DataStream!).RootElement.Clone();
+        }
+        throw new InvalidDataException($"{archive} has no config.dump");
+    }
+}
