@@ -118,8 +118,11 @@ public partial class RestoreTests(RegistryFixture registry)
         Assert.Equal("kept", await daemon.ShAsync(id, "cat /root/written"));
         Assert.Equal(1, (await daemon.ExecAsync(id, "test", "-e", "/etc/group")).ExitCode);
         Assert.Equal("on-host", await daemon.ShAsync(id, "cat /data/file"));
-        string restoredLine = daemon.Output.Split('\n').Single(l => l.Contains($"restored container {id}"));
-        Console.WriteLine($"{handler}: {restoredLine.Trim()}");
+        foreach (string line in daemon.Output.Split('\n').Where(l => l.Contains($"container {id} from checkpoint archive") || l.Contains($"restored container {id}")))
+        {
+            Console.WriteLine($"{handler}: {line.Trim()}");
+        }
+        Assert.Contains($"restored container {id}", daemon.Output);
 
         // A checkpoint of the restored container says so, as checkpointctl reads it.
         string again = Path.Combine(dir, "again.tar");
