@@ -82,24 +82,6 @@ public class FoundationTests
     }
 
     [Fact]
-    public async Task RpcsNotYetBuiltAnswerUnimplementedNamingThemselves()
-    {
-        await using var daemon = await Daemon.StartAsync();
-        var calls = new (string Method, Func<Task> Call)[]
-        {
-            ("RestorePod", () => daemon.Runtime.RestorePodAsync(new RestorePodRequest()).ResponseAsync),
-        };
-        foreach (var (method, call) in calls)
-        {
-            var e = await Assert.ThrowsAsync<RpcException>(call);
-            Assert.Equal(StatusCode.Unimplemented, e.StatusCode);
-            Assert.StartsWith($"method {method} not implemented", e.Status.Detail);
-        }
-        // The daemon is still healthy afterwards.
-        await daemon.Runtime.VersionAsync(new VersionRequest());
-    }
-
-    [Fact]
     public async Task SocketAndItsDirectoryAreRootOnly()
     {
         await using var daemon = await Daemon.StartAsync();

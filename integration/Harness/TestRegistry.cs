@@ -48,6 +48,19 @@ public sealed class TestRegistry : IAsyncDisposable
     /// <summary>A client pushing with this registry's credentials, or others (wrong ones, for tests).</summary>
     public RegistryClient CreateClient(NetworkCredential? credentials = null) => new(Host, credentials ?? Credentials);
 
+    /// <summary>
+    /// Pushes the checkpoint archive at <paramref name="archivePath"/> as a checkpoint image (see
+    /// <see cref="CriShim.TestImages.Image.Checkpoint"/>) under <paramref name="repositoryTag"/>; returns its full reference.
+    /// </summary>
+    public async Task<string> PushCheckpointAsync(string archivePath, string containerName, string repositoryTag, LayerCompression compression = LayerCompression.None)
+    {
+        var image = CriShim.TestImages.Image.Checkpoint(await File.ReadAllBytesAsync(archivePath), containerName, compression);
+        int colon = repositoryTag.LastIndexOf(':');
+        using var client = CreateClient();
+        await client.PushAsync(repositoryTag[..colon], image, [repositoryTag[(colon + 1)..]]);
+        return Reference(repositoryTag);
+    }
+
     /// <summary>Starts a registry and waits until /v2/ answers; with <paramref name="credentials"/> it demands them.</summary>
     public static async Task<TestRegistry> StartAsync(NetworkCredential? credentials = null)
     {

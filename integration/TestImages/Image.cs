@@ -16,7 +16,10 @@ public sealed class Image : IManifestArtifact
     /// <summary>Fixed so the config, and so the image id, depends only on content.</summary>
     public static readonly DateTimeOffset Created = DateTimeOffset.UnixEpoch;
 
-    private Image(ManifestFormat format, Platform platform, ContainerConfig config, IReadOnlyList<Layer> layers)
+    /// <summary>The manifest annotation checkpointctl/buildah-made checkpoint images carry (CRI-O's key).</summary>
+    public const string CheckpointNameAnnotation = "io.kubernetes.cri-o.annotations.checkpoint.name";
+
+    private Image(ManifestFormat format, Platform platform, ContainerConfig config, IReadOnlyList<Layer> layers, SortedDictionary<string, string>? annotations = null)
     {
         Format = format;
         Platform = platform;
@@ -30,7 +33,8 @@ public sealed class Image : IManifestArtifact
             2,
             MediaTypes.Manifest(format),
             Config.Describe(MediaTypes.Config(format)),
-            layers.Select(layer => layer.Blob.Describe(MediaTypes.Layer(format, layer.Compression))).ToList());
+            layers.Select(layer => layer.Blob.Describe(MediaTypes.Layer(format, layer.Compression))).ToList(),
+            annotations);
         Manifest = Blob.FromJson(manifest, OciJsonContext.Oci.ImageManifestFile);
     }
 
@@ -52,6 +56,14 @@ public sealed class Image : IManifestArtifact
         Platform? platform = null,
         ManifestFormat format = ManifestFormat.Oci) =>
         new(format, platform ?? Platform.LinuxAmd64, config, layers.ToList());
+
+    /// <summary>
+    /// A checkpoint image as `checkpointctl build` or buildah make one: the archive (read whole) as its single
+    /// layer, and the checkpointed container's name in the manifest annotation CRI-O reads.
+    /// </summary>
+    public static Image Checkpoint(byte[] archive, string containerName, LayerCompression compression = LayerCompression.None) =>
+        new(ManifestFormat.Oci, Platform.LinuxAmd64, new ContainerConfig(), [LayerBuilder.Compress(archive, compression)],
+            new SortedDictionary<string, string> { [CheckpointNameAnnotation] = containerName });
 }
 
 /// <summary>An OCI image index or Docker manifest list over images of different platforms.</summary>

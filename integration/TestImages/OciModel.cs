@@ -92,7 +92,8 @@ public sealed record ImageManifestFile(
     [property: JsonPropertyName("schemaVersion")] int SchemaVersion,
     [property: JsonPropertyName("mediaType")] string MediaType,
     [property: JsonPropertyName("config")] Descriptor Config,
-    [property: JsonPropertyName("layers")] IReadOnlyList<Descriptor> Layers);
+    [property: JsonPropertyName("layers")] IReadOnlyList<Descriptor> Layers,
+    [property: JsonPropertyName("annotations"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] SortedDictionary<string, string>? Annotations = null);
 
 public sealed record ImageIndexFile(
     [property: JsonPropertyName("schemaVersion")] int SchemaVersion,

@@ -13,6 +13,8 @@ public readonly record struct LinkStatus(uint Mode, ulong Inode, ulong Device, u
 
     public bool IsDirectory => (Mode & FileTypeMask) == DirectoryType;
 
+    public bool IsRegularFile => (Mode & FileTypeMask) == RegularFileType;
+
     /// <summary>A socket, fifo or device node: none of a regular file, a directory or a symbolic link.</summary>
     public bool IsSpecial => (Mode & FileTypeMask) is not (RegularFileType or DirectoryType or SymbolicLinkType);
 

@@ -29,6 +29,8 @@ public static class ContainerServiceRegistration
         services.AddSingleton<PodLocks>();
         services.AddSingleton<ContainerService>();
         services.AddSingleton<Restore.ContainerRestore>();
+        services.AddSingleton<Restore.CheckpointImageRestore>();
+        services.AddSingleton<Restore.PodRestore>();
         services.AddSingleton<PodSandboxService>();
         return services;
     }

@@ -36,6 +36,9 @@ public sealed class ContentStore
 
     public Stream OpenRead(string digest) => File.OpenRead(BlobPath(digest));
 
+    /// <summary>The blob's file, for a tool that reads it in place (it must not be written).</summary>
+    public string PathOf(string digest) => BlobPath(digest);
+
     public byte[] ReadAll(string digest) => File.ReadAllBytes(BlobPath(digest));
 
     /// <summary>Stores small content already in memory (a manifest) under its digest.</summary>

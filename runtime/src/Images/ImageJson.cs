@@ -108,6 +108,19 @@ public sealed class ImageRecord
     public ulong Size { get; set; }
     public bool Pinned { get; set; }
     public Dictionary<string, string> Annotations { get; set; } = [];
+    /// <summary>Set for a checkpoint image: its one layer is the archive, kept as a blob, never unpacked (DiffIds is empty).</summary>
+    public CheckpointLayer? Checkpoint { get; set; }
+}
+
+/// <summary>The archive layer of a checkpoint image (see <see cref="CheckpointImages"/>).</summary>
+public sealed class CheckpointLayer
+{
+    /// <summary>The checkpointed container's name, from the image's checkpoint annotation.</summary>
+    public string ContainerName { get; set; } = "";
+    public string Digest { get; set; } = "";
+    public string MediaType { get; set; } = "";
+    /// <summary>The digest of the archive itself (the decompressed layer), from the image config.</summary>
+    public string DiffId { get; set; } = "";
 }
 
 public sealed class ImageRecordFile

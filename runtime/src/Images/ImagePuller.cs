@@ -55,9 +55,12 @@ public sealed class ImagePuller(
         var blobs = new List<string> { top.Digest };
         var (document, isIndex) = ImageConfigs.ParseManifest(top, reference);
         var manifestFetched = top;
+        // checkpointctl and containerd annotate the index (or its entry), buildah the manifest: all are read.
+        var annotationSets = new List<IReadOnlyDictionary<string, string>?> { document.Annotations };
         if (isIndex)
         {
             var chosen = ImageConfigs.SelectPlatform(document, reference);
+            annotationSets.Add(chosen.Annotations);
             string digest = ContentDigest.Require(chosen.Digest, $"index entry of {reference}");
             manifestFetched = await repository.GetManifestAsync(digest, cancellationToken);
             if (manifestFetched.Digest != digest)
@@ -67,6 +70,7 @@ public sealed class ImagePuller(
             (document, isIndex) = ImageConfigs.ParseManifest(manifestFetched, reference);
             if (isIndex) throw new RegistryException($"index {top.Digest} of {reference} points to another index; nested indexes are not supported");
             blobs.Add(digest);
+            annotationSets.Add(document.Annotations);
         }
         var configDescriptor = document.Config!;
         string configDigest = ContentDigest.Require(configDescriptor.Digest, $"config of {reference}");
@@ -90,11 +94,23 @@ public sealed class ImagePuller(
             throw new InvalidDataException($"{reference}: the manifest has {layerDescriptors.Count} layers but the config lists {diffIds.Count} diff_ids");
         }
         foreach (string diffId in diffIds) ContentDigest.Require(diffId, $"a diff_id in the config of {reference}");
-        lease.Add([], diffIds);
+        annotationSets.Add(imageConfig.Config?.Labels);
+        var checkpoint = CheckpointImages.ContainerNameIn(annotationSets) is { } checkpointName
+            ? CheckpointImages.Describe(checkpointName, layerDescriptors, diffIds, reference)
+            : null;
 
-        await Parallel.ForEachAsync(Enumerable.Range(0, layerDescriptors.Count),
-            new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, config.MaxConcurrentDownloads), CancellationToken = cancellationToken },
-            async (i, token) => await EnsureLayerAsync(repository, layerDescriptors[i], diffIds[i], token));
+        if (checkpoint is not null)
+        {
+            // The archive is restored from, never mounted: its blob is kept as it came, and no layer is unpacked.
+            await FetchBlobAsync(repository, layerDescriptors[0], cancellationToken);
+        }
+        else
+        {
+            lease.Add([], diffIds);
+            await Parallel.ForEachAsync(Enumerable.Range(0, layerDescriptors.Count),
+                new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, config.MaxConcurrentDownloads), CancellationToken = cancellationToken },
+                async (i, token) => await EnsureLayerAsync(repository, layerDescriptors[i], diffIds[i], token));
+        }
 
         var record = new ImageRecord
         {
@@ -103,10 +119,13 @@ public sealed class ImagePuller(
             RepoDigests = [reference.RepoDigest(top.Digest)],
             ManifestDigest = manifestFetched.Digest,
             Blobs = blobs.Distinct().ToList(),
-            DiffIds = diffIds,
+            DiffIds = checkpoint is null ? diffIds : [],
             Size = (ulong)(configDescriptor.Size + layerDescriptors.Sum(l => l.Size)),
             Annotations = new Dictionary<string, string>(annotations),
+            Checkpoint = checkpoint,
         };
+        // ImageStatus shows a checkpoint image as one, under CRI-O's key, whichever annotation it came with.
+        if (checkpoint is not null) record.Annotations[CheckpointImages.CriONameAnnotation] = checkpoint.ContainerName;
         var stored = images.Add(record);
         logger.LogInformation("pulled {Reference} as {Id} ({Layers} layers, {Size} bytes)", reference, configDigest, diffIds.Count, record.Size);
         return stored;

@@ -36,6 +36,7 @@ public static class ImageServiceRegistration
         services.AddSingleton<IRootfsService>(provider => provider.GetRequiredService<OverlayRootfsService>());
         services.AddSingleton<ImageVolumes>();
         services.AddSingleton<ImageCatalog>();
+        services.AddSingleton<CheckpointImages>();
         return services;
     }
 

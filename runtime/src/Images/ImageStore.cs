@@ -102,11 +102,19 @@ public sealed partial class ImageStore : IImageLookup
         }
     }
 
+    /// <summary>The layers a root filesystem of the image stacks, bottom first; null for an unknown image.</summary>
+    /// <exception cref="ArgumentException">The image is a checkpoint, whose archive is restored, not mounted.</exception>
     public IReadOnlyList<string>? DiffIdsOf(string imageId)
     {
         lock (_gate)
         {
-            return _records.Find(r => r.Id == imageId)?.DiffIds;
+            var record = _records.Find(r => r.Id == imageId);
+            if (record?.Checkpoint is { } checkpoint)
+            {
+                throw new ArgumentException(
+                    $"image {imageId} is a checkpoint of container \"{checkpoint.ContainerName}\", not a root filesystem: it can only be restored");
+            }
+            return record?.DiffIds;
         }
     }
 

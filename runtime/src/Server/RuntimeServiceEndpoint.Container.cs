@@ -13,7 +13,9 @@ public sealed partial class RuntimeServiceEndpoint
         string image = request.Config.Image?.Image ?? "";
         string id = CriShim.Runtime.Restore.ContainerRestore.NamesArchive(image)
             ? await restores.CreateFromArchiveAsync(request.PodSandboxId, request.Config, image, context.CancellationToken)
-            : await containers.CreateAsync(request.PodSandboxId, request.Config, context.CancellationToken);
+            : imageRestores.Find(image) is { } checkpoint
+                ? await imageRestores.CreateAsync(request.PodSandboxId, request.Config, checkpoint, context.CancellationToken)
+                : await containers.CreateAsync(request.PodSandboxId, request.Config, context.CancellationToken);
         return new CreateContainerResponse { ContainerId = id };
     }
 

@@ -3,7 +3,7 @@ using Runtime.V1;
 
 namespace CriShim.Runtime.Server;
 
-/// <summary>CheckpointPod.</summary>
+/// <summary>CheckpointPod and RestorePod.</summary>
 public sealed partial class RuntimeServiceEndpoint
 {
     public override async Task<CheckpointPodResponse> CheckpointPod(CheckpointPodRequest request, ServerCallContext context)
@@ -12,4 +12,7 @@ public sealed partial class RuntimeServiceEndpoint
         await podCheckpoints.CheckpointAsync(request, context.Deadline, context.CancellationToken);
         return new CheckpointPodResponse();
     }
+
+    public override Task<RestorePodResponse> RestorePod(RestorePodRequest request, ServerCallContext context) =>
+        podRestores.RestoreAsync(request, context.CancellationToken);
 }
