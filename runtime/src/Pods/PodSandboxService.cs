@@ -2,6 +2,7 @@ using System.Text.Json;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
+using CriShim.Runtime.Diagnostics;
 using CriShim.Runtime.Events;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Network;
@@ -124,8 +125,11 @@ public sealed class PodSandboxService(
         {
             string shm = Path.Combine(paths.PodRun(record.Id), "shm");
             StateDirectory.Create(shm);
-            Mounts.Mount("shm", shm, "tmpfs", MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec,
-                "mode=1777,size=65536k" + (userNamespace?.ShmOwnerOptions ?? ""));
+            using (PhaseLog.Time("mount shm", record.Id))
+            {
+                Mounts.Mount("shm", shm, "tmpfs", MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec,
+                    "mode=1777,size=65536k" + (userNamespace?.ShmOwnerOptions ?? ""));
+            }
             record.ShmPath = shm;
         }
         pods.Save(record);
@@ -158,7 +162,7 @@ public sealed class PodSandboxService(
     {
         string netns = paths.NetNs(record.Id);
         StateDirectory.Create(Path.GetDirectoryName(netns)!);
-        pin(netns);
+        using (PhaseLog.Time("netns pin", record.Id)) pin(netns);
         record.NetNsPath = netns;
         pods.Save(record);
         record.Ips = [.. await network.AttachAsync(record, cancellationToken)];
@@ -173,11 +177,14 @@ public sealed class PodSandboxService(
         }
         File.Delete(Conmon.ExitFile(paths.ExitDir, record.Id));
         Conmon.RemoveSockets(paths.ConmonSockets, record.Id);
-        if (record.ShmPath.Length > 0) Mounts.TryUnmount(record.ShmPath, UnmountFlags.Detach);
+        if (record.ShmPath.Length > 0)
+        {
+            using (PhaseLog.Time("unmount shm", record.Id)) Mounts.TryUnmount(record.ShmPath, UnmountFlags.Detach);
+        }
         if (record.NetNsPath.Length > 0)
         {
             await network.DetachAsync(record, cancellationToken);
-            NetworkNamespaces.Remove(record.NetNsPath);
+            using (PhaseLog.Time("netns remove", record.Id)) NetworkNamespaces.Remove(record.NetNsPath);
         }
     }
 
