@@ -169,7 +169,12 @@ public sealed class PodSandboxService(
     }
 
     /// <summary>Releases the infra process, the namespaces and /dev/shm; safe to repeat.</summary>
-    private async Task TearDownAsync(PodSandboxRecord record, CancellationToken cancellationToken)
+    private Task TearDownAsync(PodSandboxRecord record, CancellationToken cancellationToken) =>
+        // The network's DEL needs the pinned namespace, not the infra process: both are released at once
+        // (StopPodSandbox waited for the runtime's delete, then for every CNI plugin's DEL).
+        Task.WhenAll(ReleaseInfraAsync(record, cancellationToken), ReleaseNetworkAsync(record, cancellationToken));
+
+    private async Task ReleaseInfraAsync(PodSandboxRecord record, CancellationToken cancellationToken)
     {
         if (handlers.TryGet(record.RuntimeHandler, out var runtime))
         {
@@ -181,11 +186,13 @@ public sealed class PodSandboxService(
         {
             using (PhaseLog.Time("unmount shm", record.Id)) Mounts.TryUnmount(record.ShmPath, UnmountFlags.Detach);
         }
-        if (record.NetNsPath.Length > 0)
-        {
-            await network.DetachAsync(record, cancellationToken);
-            using (PhaseLog.Time("netns remove", record.Id)) NetworkNamespaces.Remove(record.NetNsPath);
-        }
+    }
+
+    private async Task ReleaseNetworkAsync(PodSandboxRecord record, CancellationToken cancellationToken)
+    {
+        if (record.NetNsPath.Length == 0) return;
+        await network.DetachAsync(record, cancellationToken);
+        using (PhaseLog.Time("netns remove", record.Id)) NetworkNamespaces.Remove(record.NetNsPath);
     }
 
     /// <summary>Stops every container and releases the pod's resources; idempotent, unknown ids succeed.</summary>
