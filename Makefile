@@ -80,6 +80,22 @@ bench: build publish
 bench-pull:
 	$(MAKE) bench BENCH=Pull
 
+## bench-compare: the lifecycle benchmark against CriShim (AOT) and Debian 13's containerd 1.7 in one run, taking
+## turns (scripts/containerd.sh: private prefix, socket, state, config and /run); prints medians, p90, ratios, RSS
+.PHONY: bench-compare
+bench-compare: build publish
+	bash scripts/containerd.sh install 1.7
+	CRISHIM_BENCH=1 CRISHIM_BINARY=$(abspath $(AOT_OUT)/crishim) $(DOTNET) test integration -c $(CONFIGURATION) --no-build \
+		--filter "Category=Benchmark&FullyQualifiedName~ContainerdComparisonBenchmark" --logger "console;verbosity=detailed"
+
+## interop: checkpoint archives across runtimes: a CriShim checkpoint restored by containerd 2.1 (Debian forky, private
+## prefix/socket/state, make deps' runc 1.3 and CRIU 4.2), and containerd -> containerd; prints what held
+.PHONY: interop
+interop: build
+	bash scripts/containerd.sh install 2.1
+	CRISHIM_INTEROP=1 $(DOTNET) test integration -c $(CONFIGURATION) --no-build \
+		--filter "Category=Interop" --logger "console;verbosity=detailed"
+
 ## critest: run an installed critest (cri-tools; not built by this project) against a private AOT daemon,
 ## with its images served offline from $(TEST_REGISTRY); CRITEST_ARGS="--ginkgo.focus=..." narrows it
 CRITEST_ARGS ?=

@@ -12,8 +12,11 @@ public class UserNamespaceTests(RegistryFixture registry)
 {
     private const uint HostId = 200000;
     private const uint Length = 65536;
-    // Only crun of the two idmaps bind mounts (runc 1.2 would); Debian's crun 1.8.1 also predates `crun features`.
-    private const string Config = $"[runtime.handlers.crun]\npath = \"{CheckpointTests.CriuCapableCrun}\"\n";
+    // Debian's crun 1.8.1 predates `crun features`; the default runc is make deps' runc 1.3, which idmaps mounts.
+    // Debian 12's runc 1.1 cannot, so it stands for a handler without user namespaces.
+    private const string OldRunc = "old-runc";
+    private const string Config = $"[runtime.handlers.crun]\npath = \"{CheckpointTests.CriuCapableCrun}\"\n"
+        + $"[runtime.handlers.{OldRunc}]\npath = \"/usr/bin/runc\"\n";
 
     private string Busybox => registry.Reference(TestImageNames.Busybox);
 
@@ -56,10 +59,11 @@ public class UserNamespaceTests(RegistryFixture registry)
 
     private static string Normalize(string idMap) => Regex.Replace(idMap.Trim(), @"\s+", " ");
 
-    [Fact]
-    public async Task PodModeContainerIsRootInItsNamespaceOwnsItsRootfsAndIsReachable()
+    [Theory]
+    [InlineData("runc")]
+    [InlineData("crun")]
+    public async Task PodModeContainerIsRootInItsNamespaceOwnsItsRootfsAndIsReachable(string handler)
     {
-        const string handler = "crun";
         var (daemon, dirs) = await StartAsync();
         try
         {
@@ -184,14 +188,14 @@ public class UserNamespaceTests(RegistryFixture registry)
         }
     }
 
-    /// <summary>On runc, which lacks idmapped mounts: valid POD requests fail for that alone.</summary>
+    /// <summary>On runc 1.1, which lacks idmapped mounts: valid POD requests fail for that alone.</summary>
     public static TheoryData<string, string> Invalid => new()
     {
         { "two mappings", "exactly one uid mapping, got 2" },
         { "container id 0 unmapped", "must map container id 0" },
         { "CONTAINER", "mode CONTAINER is not supported" },
         { "TARGET", "mode TARGET is not supported" },
-        { "POD", "runtime handler \"runc\" does not support user namespaces" },
+        { "POD", $"runtime handler \"{OldRunc}\" does not support user namespaces" },
     };
 
     [Theory]
@@ -211,11 +215,11 @@ public class UserNamespaceTests(RegistryFixture registry)
             };
             if (request == "two mappings") userns.Uids.Add(new IDMapping { ContainerId = 0, HostId = HostId + Length, Length = Length });
             var status = await daemon.Runtime.StatusAsync(new StatusRequest());
-            // runc 1.1 cannot idmap the kubelet's volumes; the unnamed entry is the default handler, runc.
-            Assert.False(status.RuntimeHandlers.Single(h => h.Name == "runc").Features.UserNamespaces);
-            Assert.False(status.RuntimeHandlers.Single(h => h.Name == "").Features.UserNamespaces);
+            // runc 1.1 cannot idmap the kubelet's volumes; the unnamed entry is the default handler, runc 1.3.
+            Assert.False(status.RuntimeHandlers.Single(h => h.Name == OldRunc).Features.UserNamespaces);
+            Assert.True(status.RuntimeHandlers.Single(h => h.Name == "").Features.UserNamespaces);
 
-            var error = await Assert.ThrowsAsync<RpcException>(() => daemon.RunPodAsync(Pod("userns-invalid", userns), "runc"));
+            var error = await Assert.ThrowsAsync<RpcException>(() => daemon.RunPodAsync(Pod("userns-invalid", userns), OldRunc));
 
             Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
             Assert.Contains(message, error.Status.Detail);

@@ -35,7 +35,13 @@
 #      handlers is /opt/crishim/crun/bin/crun, a tiny wrapper that puts
 #      /usr/local/bin first in PATH (libcriu execs `criu swrk` from PATH, i.e.
 #      the step-3 wrapper, which sets CRIU_FAULT) and execs the patched crun.
-#   5. checkpointctl from Debian 13 with trixie's libc6 in its own prefix
+#   5. runc 1.3.x from Debian forky, built the same way into a third private
+#      prefix (/opt/crishim/runc). Debian 12's runc 1.1.5 (and trixie's 1.1.15)
+#      cannot idmap mounts, so user-namespaced pods only ran on crun; runc >= 1.2
+#      can. Its entry point /opt/crishim/runc/bin/runc is the default runc
+#      handler's path when present; it puts the criu wrapper first in PATH (runc
+#      runs `criu swrk` from PATH). /usr/bin/runc is left alone.
+#   6. checkpointctl from Debian 13 with trixie's libc6 in its own prefix
 #      (/opt/crishim/checkpointctl, linked from /usr/local/bin): a test tool.
 #
 # Environment knobs (all optional):
@@ -44,6 +50,7 @@
 #                        runs criu through the prefix's loader with --library-path)
 #   CRISHIM_CRUN_PREFIX  private crun prefix            (default /opt/crishim/crun;
 #                        always patchelf: crun re-executes /proc/self/exe)
+#   CRISHIM_RUNC_PREFIX  private runc prefix            (default /opt/crishim/runc)
 #   CRISHIM_DEPS_FORCE=1 redo every step (re-download + rebuild both prefixes)
 set -euo pipefail
 
@@ -73,6 +80,8 @@ CRIU_WRAPPER=/usr/local/bin/criu
 CRIU_FAULT_DEFAULT=130
 CRUN_PREFIX=${CRISHIM_CRUN_PREFIX:-/opt/crishim/crun}
 CRUN_ENTRY=$CRUN_PREFIX/bin/crun
+RUNC_PREFIX=${CRISHIM_RUNC_PREFIX:-/opt/crishim/runc}
+RUNC_ENTRY=$RUNC_PREFIX/bin/runc
 
 # Private prefixes built from newer Debian .debs, in build order (crun's entry
 # point relies on the criu wrapper). Per prefix:
@@ -88,20 +97,20 @@ CRUN_ENTRY=$CRUN_PREFIX/bin/crun
 #   ENV      function printing the wrapper's environment preamble
 #   CHECK    regex `WRAPPER --version` must match (checked on every run)
 #   SELFTEST function run after a (re)build (optional)
-PREFIXES=(criu crun)
-declare -A PFX_DIR=(     [criu]=$CRIU_PREFIX                [crun]=$CRUN_PREFIX )
-declare -A PFX_SUITE=(   [criu]=forky                       [crun]=trixie )
-declare -A PFX_DEBS=(    [criu]=$DEB_DIR/criu-forky         [crun]=$DEB_DIR/crun-trixie )
-declare -A PFX_MODE=(    [criu]=$CRIU_MODE                  [crun]=patchelf )
-declare -A PFX_REV=(     [criu]=2                           [crun]=1 )
-declare -A PFX_ROOTS=(   [criu]=criu                        [crun]="crun libcriu2" )
-declare -A PFX_PRUNE=(   [criu]=""                          [crun]=criu )
-declare -A PFX_BIN=(     [criu]=usr/sbin/criu               [crun]=usr/bin/crun )
-declare -A PFX_DLOPEN=(  [criu]=""                          [crun]=libcriu.so.2 )
-declare -A PFX_WRAPPER=( [criu]=$CRIU_WRAPPER               [crun]=$CRUN_ENTRY )
-declare -A PFX_ENV=(     [criu]=criu_wrapper_env            [crun]=crun_wrapper_env )
-declare -A PFX_CHECK=(   [criu]='^Version: '                [crun]='[+]CRIU' )
-declare -A PFX_SELFTEST=([criu]=criu_selftest               [crun]="" )
+PREFIXES=(criu crun runc)
+declare -A PFX_DIR=(     [criu]=$CRIU_PREFIX                [crun]=$CRUN_PREFIX  [runc]=$RUNC_PREFIX )
+declare -A PFX_SUITE=(   [criu]=forky                       [crun]=trixie  [runc]=forky )
+declare -A PFX_DEBS=(    [criu]=$DEB_DIR/criu-forky         [crun]=$DEB_DIR/crun-trixie  [runc]=$DEB_DIR/runc-forky )
+declare -A PFX_MODE=(    [criu]=$CRIU_MODE                  [crun]=patchelf  [runc]=patchelf )
+declare -A PFX_REV=(     [criu]=2                           [crun]=1  [runc]=1 )
+declare -A PFX_ROOTS=(   [criu]=criu                        [crun]="crun libcriu2"  [runc]=runc )
+declare -A PFX_PRUNE=(   [criu]=""                          [crun]=criu  [runc]=criu )
+declare -A PFX_BIN=(     [criu]=usr/sbin/criu               [crun]=usr/bin/crun  [runc]=usr/sbin/runc )
+declare -A PFX_DLOPEN=(  [criu]=""                          [crun]=libcriu.so.2  [runc]="" )
+declare -A PFX_WRAPPER=( [criu]=$CRIU_WRAPPER               [crun]=$CRUN_ENTRY  [runc]=$RUNC_ENTRY )
+declare -A PFX_ENV=(     [criu]=criu_wrapper_env            [crun]=criu_in_path_wrapper_env  [runc]=criu_in_path_wrapper_env )
+declare -A PFX_CHECK=(   [criu]='^Version: '                [crun]='[+]CRIU'  [runc]='^runc version 1[.]([2-9]|[1-9][0-9])[.]' )
+declare -A PFX_SELFTEST=([criu]=criu_selftest               [crun]=""  [runc]="" )
 
 # Debian suites added as apt sources (pinned to -1) for the prefixes, with
 # what they are used for and whether apt checks their Release file's
@@ -109,7 +118,7 @@ declare -A PFX_SELFTEST=([criu]=criu_selftest               [crun]="" )
 # can be past it; its packages are fetched by exact version anyway.
 SUITES=(trixie forky)
 declare -A SUITE_NAME=(        [trixie]="Debian 13"     [forky]="Debian forky (testing)" )
-declare -A SUITE_USE=(         [trixie]="crun"          [forky]="CRIU" )
+declare -A SUITE_USE=(         [trixie]="crun"          [forky]="CRIU and runc" )
 declare -A SUITE_VALID_UNTIL=( [trixie]=yes             [forky]=no )
 suite_sources_path() { printf '/etc/apt/sources.list.d/crishim-%s.sources' "$1"; }
 suite_prefs_path()   { printf '/etc/apt/preferences.d/crishim-%s' "$1"; }
@@ -166,10 +175,10 @@ export CRIU_FAULT
 EOF
 }
 
-crun_wrapper_env() {
+criu_in_path_wrapper_env() {
   local criu_dir=${CRIU_WRAPPER%/*}
   cat <<EOF
-# crun dlopen()s libcriu, which runs \`criu swrk\` found in PATH: put the
+# crun (through libcriu) and runc run \`criu swrk\` found in PATH: put the
 # CriShim criu wrapper ($CRIU_WRAPPER, sets CRIU_FAULT) first.
 PATH="$criu_dir:\${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"
 export PATH
@@ -597,13 +606,14 @@ install_checkpointctl() {
 }
 
 summary() {
-  local runc crun conmon criu pcrun
+  local runc crun conmon criu pcrun prunc
   runc=$(runc --version 2>/dev/null | awk 'NR==1 { print $3 }')
   crun=$(crun --version 2>/dev/null | awk 'NR==1 { print $3 }')
   conmon=$(conmon --version 2>/dev/null | awk 'NR==1 { print $3 }')
   criu=$("$CRIU_WRAPPER" --version 2>/dev/null | awk '/^Version:/ { print $2 }')
   pcrun=$("$CRUN_ENTRY" --version 2>/dev/null | awk 'NR==1 { print $3 }')
-  echo "deps: ok — runc ${runc:-?}, crun ${crun:-?}, conmon ${conmon:-?}, criu ${criu:-?} ($CRIU_WRAPPER -> $CRIU_PREFIX, $CRIU_MODE), crun+CRIU ${pcrun:-?} ($CRUN_ENTRY)"
+  prunc=$("$RUNC_ENTRY" --version 2>/dev/null | awk 'NR==1 { print $3 }')
+  echo "deps: ok — runc ${runc:-?}, crun ${crun:-?}, conmon ${conmon:-?}, criu ${criu:-?} ($CRIU_WRAPPER -> $CRIU_PREFIX, $CRIU_MODE), crun+CRIU ${pcrun:-?} ($CRUN_ENTRY), runc+idmap ${prunc:-?} ($RUNC_ENTRY)"
 }
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ public static class Leftovers
 {
     public static void Clear(string baseDir)
     {
-        foreach (var (runtime, root) in new[] { ("/usr/bin/runc", "runc"), ("/usr/bin/crun", "crun"), ("/opt/crishim/crun/bin/crun", "crun") })
+        foreach (var (runtime, root) in new[] { ("/usr/bin/runc", "runc"), ("/usr/bin/crun", "crun"), ("/opt/crishim/crun/bin/crun", "crun"), ("/opt/crishim/runc/bin/runc", "runc") })
         {
             string stateRoot = Path.Combine(baseDir, "run", root);
             if (!Directory.Exists(stateRoot) || !File.Exists(runtime)) continue;

@@ -12,6 +12,12 @@ public static class CritestImageSet
     private const string E2e = "e2e-test-images";
     private const string CriTools = "k8s-staging-cri-tools";
 
+    /// <summary>The sandbox image (pause:3.10 and its other tags), alone: what containerd's pods need.</summary>
+    public static TestImage Pause() =>
+        StandIn("pause", ["3.10", "3.9", "3.8", "3.6", "latest"], "registry.k8s.io/pause:3.10",
+            [new LayerBuilder().File("/pause", CompileStatic(PauseSource), FileModes.Mode0755).Build()],
+            new ContainerConfig { Entrypoint = ["/pause"], User = "65535:65535" });
+
     public static IReadOnlyList<TestImage> Build()
     {
         var bases = BaseLayers.Load();
@@ -48,9 +54,7 @@ public static class CritestImageSet
                 new ContainerConfig { Entrypoint = ["/usr/local/bin/nnp"] },
                 // Set-uid root: with RunAsUser 1000 it reports euid 0, with NoNewPrivs 1000.
                 new LayerBuilder().File("/usr/local/bin/nnp", CompileStatic(NnpSource), FileModes.Mode4755).Build()),
-            StandIn("pause", ["3.10", "3.9", "3.8", "3.6", "latest"], "registry.k8s.io/pause:3.10",
-                [new LayerBuilder().File("/pause", CompileStatic(PauseSource), FileModes.Mode0755).Build()],
-                new ContainerConfig { Entrypoint = ["/pause"], User = "65535:65535" }),
+            Pause(),
             Base($"{CriTools}/test-image-user-uid", ["latest"], "gcr.io/k8s-staging-cri-tools/test-image-user-uid", sh with { User = "1002" }),
             Base($"{CriTools}/test-image-user-username", ["latest"], "gcr.io/k8s-staging-cri-tools/test-image-user-username", sh with { User = "www-data" }),
             Base($"{CriTools}/test-image-user-uid-group", ["latest"], "gcr.io/k8s-staging-cri-tools/test-image-user-uid-group", sh with { User = "1003:1004" }),

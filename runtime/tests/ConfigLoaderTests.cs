@@ -33,7 +33,7 @@ public class ConfigLoaderTests
         Assert.Equal("crun", config.Runtime.DefaultHandler);
         Assert.Equal("systemd", config.Runtime.CgroupDriver);
         Assert.Equal(["crun", "kata", "runc"], config.Runtime.Handlers.Keys.Order());
-        Assert.Equal("/usr/bin/runc", config.Runtime.Handlers["runc"].Path);
+        Assert.Equal(RuntimeHandlerConfig.DefaultRuncPath, config.Runtime.Handlers["runc"].Path);
         Assert.Equal(["registry.local:5000"], config.Registries.Insecure);
         Assert.Equal(["http://127.0.0.1:5000"], config.Registries.Mirrors["docker.io"]);
     }

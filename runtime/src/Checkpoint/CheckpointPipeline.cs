@@ -178,7 +178,7 @@ public sealed class CheckpointPipeline(
             {
                 phase.Enter($"writing the archive of container {capture.Record.Id}");
                 using var archive = CheckpointArchive.Create(capture.Location, capture.TempArchive);
-                WriteArchive(archive, capture, token);
+                WriteArchive(archive, capture, containers.Status(capture.Record), token);
                 phase.Enter($"syncing the archive of container {capture.Record.Id} to disk");
                 token.ThrowIfCancellationRequested();
                 long bytes = archive.BytesWritten;
@@ -360,7 +360,7 @@ public sealed class CheckpointPipeline(
     private static List<string> MountDestinations(JsonObject spec) =>
         spec["mounts"]?.AsArray().Select(m => m?["destination"]?.GetValue<string>() ?? "").Where(d => d.Length > 0).ToList() ?? [];
 
-    private static void WriteArchive(CheckpointArchive archive, Capture capture, CancellationToken token)
+    private static void WriteArchive(CheckpointArchive archive, Capture capture, ContainerStatus status, CancellationToken token)
     {
         var record = capture.Record;
         archive.AddTree(capture.ImagesDir, "checkpoint", token);
@@ -370,6 +370,7 @@ public sealed class CheckpointPipeline(
         archive.AddBytes("config.dump", JsonSerializer.SerializeToUtf8Bytes(configDump, CheckpointJson.Default.CheckpointConfigDump));
         archive.AddBytes("spec.dump", System.Text.Encoding.UTF8.GetBytes(capture.Spec.ToJsonString()));
         archive.AddBytes("bind.mounts", JsonSerializer.SerializeToUtf8Bytes(BindMounts(capture.Spec), CheckpointJson.Default.ListBindMountDump));
+        archive.AddBytes(ContainerdStatusDump.FileName, ContainerdStatusDump.Of(status));
         foreach (string name in new[] { "stats-dump", "dump.log", RootfsDiff.TarName, RootfsDiff.DeletedName })
         {
             string path = Path.Combine(capture.WorkDir, name);

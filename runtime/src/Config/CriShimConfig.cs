@@ -39,13 +39,18 @@ public sealed class RuntimeConfigSection
     public List<string> AllowedAnnotations { get; set; } = [];
     public Dictionary<string, RuntimeHandlerConfig> Handlers { get; set; } = new()
     {
-        ["runc"] = new RuntimeHandlerConfig { Path = "/usr/bin/runc" },
+        ["runc"] = new RuntimeHandlerConfig { Path = RuntimeHandlerConfig.DefaultRuncPath },
         ["crun"] = new RuntimeHandlerConfig { Path = "/usr/bin/crun" },
     };
 }
 
 public sealed class RuntimeHandlerConfig
 {
+    /// <summary>runc >= 1.2 that `make deps` puts in a private prefix: it idmaps mounts, so user-namespaced pods run on it.</summary>
+    public const string PrivateRunc = "/opt/crishim/runc/bin/runc";
+    /// <summary>The runc handler's default: the private runc when present, else the system's (Debian 12's 1.1 lacks idmapped mounts).</summary>
+    public static string DefaultRuncPath => File.Exists(PrivateRunc) ? PrivateRunc : "/usr/bin/runc";
+
     public string Path { get; set; } = "";
     /// <summary>The runtime's --root; empty means &lt;run_root&gt;/&lt;handler&gt;.</summary>
     public string Root { get; set; } = "";

@@ -3,7 +3,7 @@ namespace CriShim.Runtime.Config;
 /// <summary>The commented file that `crishim config default` prints and `make install` writes.</summary>
 public static class DefaultConfigFile
 {
-    public const string Text = """
+    public static readonly string Text = $$"""
         # CriShim configuration (TOML). Every key is optional: a missing key keeps the default shown.
         # Command-line flags override this file (see `crishim --help`).
 
@@ -34,8 +34,9 @@ public static class DefaultConfigFile
 
         # One table per runtime handler (the kubelet's RuntimeClass handler names).
         # root: the runtime's --root state dir; empty means <run_root>/<handler name>.
+        # runc's default is /opt/crishim/runc/bin/runc (runc >= 1.2, idmapped mounts) when `make deps` made it.
         [runtime.handlers.runc]
-        path = "/usr/bin/runc"
+        path = "{{RuntimeHandlerConfig.DefaultRuncPath}}"
         root = ""
 
         [runtime.handlers.crun]

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using CliWrap;
+using CriShim.Runtime.Diagnostics;
 
 namespace CriShim.Runtime.Exec;
 
@@ -136,6 +137,15 @@ public sealed class ExternalCommand(string tool, string path)
         {
             throw new ExternalCommandException(Tool, arguments, -1, $"cannot execute {Path}: {inner.Message}");
         }
+        if (PhaseLog.Enabled) PhaseLog.Record($"exec {Tool}", Describe(arguments, environment), stopwatch.Elapsed);
         return new CapturedOutput(result.ExitCode, stdout, stderr, stopwatch.Elapsed);
+    }
+
+    /// <summary>The arguments (cut), and the CNI verb, which plugins take from the environment.</summary>
+    private static string Describe(IReadOnlyList<string> arguments, IReadOnlyDictionary<string, string?>? environment)
+    {
+        string text = string.Join(' ', arguments);
+        if (text.Length > 160) text = text[..160] + "…";
+        return environment?.GetValueOrDefault("CNI_COMMAND") is { } cniCommand ? $"CNI {cniCommand} {text}".TrimEnd() : text;
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using CriShim.NativeInterop;
+using CriShim.Runtime.Diagnostics;
 using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 
@@ -37,6 +38,7 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
     {
         string directory = ContainerDirectory(containerId);
         string merged = Path.Combine(directory, "merged"), upper = UpperDir(containerId), work = Path.Combine(directory, "work");
+        using var timing = PhaseLog.Time("mount rootfs", containerId);
         lock (_gate)
         {
             if (MountTable.IsMountPoint(merged)) return Task.FromResult(merged);
@@ -73,6 +75,7 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
     public Task UnmountAsync(string containerId, CancellationToken cancellationToken)
     {
         string merged = Path.Combine(ContainerDirectory(containerId), "merged");
+        using var timing = PhaseLog.Time("unmount rootfs", containerId);
         lock (_gate)
         {
             if (MountTable.IsMountPoint(merged)) Mounts.Unmount(merged);

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Daemon;
+using CriShim.Runtime.Diagnostics;
 using CriShim.Runtime.Pods;
 using CriShim.Runtime.Server;
 using Runtime.V1;
@@ -226,6 +227,7 @@ public sealed class CniPodNetwork : IPodNetwork, IDisposable
 
     private async Task<CniResult> AddAsync(CniCacheEntry entry, AddProgress progress, CancellationToken cancellationToken)
     {
+        using var timing = PhaseLog.Time("CNI ADD", entry.ContainerId);
         var network = entry.Network;
         var invocation = new CniInvocation(CniCommand.Add, entry.ContainerId, entry.NetNs, entry.IfName, entry.CniArgs, _cni.BinDirs);
         JsonObject? previous = null;
@@ -258,6 +260,7 @@ public sealed class CniPodNetwork : IPodNetwork, IDisposable
     /// </summary>
     private async Task DeleteAsync(CniCacheEntry entry, CniPluginException? addFailure, int failedIndex, CancellationToken cancellationToken)
     {
+        using var timing = PhaseLog.Time("CNI DEL", entry.ContainerId);
         var network = entry.Network;
         // A namespace that is gone (a reboot, a half-done teardown) is passed as none; plugins still release IPs and host state.
         string netns = entry.NetNs.Length > 0 && NetworkNamespaces.IsPinned(entry.NetNs) ? entry.NetNs : "";

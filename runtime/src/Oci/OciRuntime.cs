@@ -22,8 +22,11 @@ public sealed record OciFeatures(
     /// <summary>The "rro" option: mount_setattr(MOUNT_ATTR_RDONLY, AT_RECURSIVE).</summary>
     public bool RecursiveReadOnlyMounts => MountOptions?.Contains("rro") == true;
 
-    /// <summary>The "idmap" option: bind mounts seen through an id mapping (mount_setattr MOUNT_ATTR_IDMAP).</summary>
-    public bool IdMappedMounts => MountOptions?.Contains("idmap") == true;
+    /// <summary>
+    /// Bind mounts seen through an id mapping (mount_setattr MOUNT_ATTR_IDMAP): crun lists an "idmap" mount option,
+    /// runc >= 1.2 says so in linux.mountExtensions.idmap.enabled (the runtime-spec features field).
+    /// </summary>
+    public bool IdMappedMounts => MountOptions?.Contains("idmap") == true || Linux?.MountExtensions?.IdMap?.Enabled == true;
 
     /// <summary>
     /// Runs pods in their own user namespace as the kubelet asks for them: creates and joins user namespaces
@@ -33,7 +36,15 @@ public sealed record OciFeatures(
 }
 
 /// <summary>The "linux" part of `features`.</summary>
-public sealed record OciLinuxFeatures([property: JsonPropertyName("namespaces")] List<string>? Namespaces);
+public sealed record OciLinuxFeatures(
+    [property: JsonPropertyName("namespaces")] List<string>? Namespaces,
+    [property: JsonPropertyName("mountExtensions")] OciMountExtensions? MountExtensions = null);
+
+/// <summary>`features` linux.mountExtensions: what the runtime can do to mounts beyond mount options.</summary>
+public sealed record OciMountExtensions([property: JsonPropertyName("idmap")] OciFeatureSwitch? IdMap);
+
+/// <summary>A feature the runtime reports as enabled or not.</summary>
+public sealed record OciFeatureSwitch([property: JsonPropertyName("enabled")] bool? Enabled);
 
 [JsonSerializable(typeof(OciContainerState))]
 [JsonSerializable(typeof(List<OciContainerState>))]

@@ -2,6 +2,7 @@ using System.Text.Json;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
+using CriShim.Runtime.Diagnostics;
 using CriShim.Runtime.Events;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Network;
@@ -124,8 +125,11 @@ public sealed class PodSandboxService(
         {
             string shm = Path.Combine(paths.PodRun(record.Id), "shm");
             StateDirectory.Create(shm);
-            Mounts.Mount("shm", shm, "tmpfs", MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec,
-                "mode=1777,size=65536k" + (userNamespace?.ShmOwnerOptions ?? ""));
+            using (PhaseLog.Time("mount shm", record.Id))
+            {
+                Mounts.Mount("shm", shm, "tmpfs", MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec,
+                    "mode=1777,size=65536k" + (userNamespace?.ShmOwnerOptions ?? ""));
+            }
             record.ShmPath = shm;
         }
         pods.Save(record);
@@ -158,14 +162,19 @@ public sealed class PodSandboxService(
     {
         string netns = paths.NetNs(record.Id);
         StateDirectory.Create(Path.GetDirectoryName(netns)!);
-        pin(netns);
+        using (PhaseLog.Time("netns pin", record.Id)) pin(netns);
         record.NetNsPath = netns;
         pods.Save(record);
         record.Ips = [.. await network.AttachAsync(record, cancellationToken)];
     }
 
     /// <summary>Releases the infra process, the namespaces and /dev/shm; safe to repeat.</summary>
-    private async Task TearDownAsync(PodSandboxRecord record, CancellationToken cancellationToken)
+    private Task TearDownAsync(PodSandboxRecord record, CancellationToken cancellationToken) =>
+        // The network's DEL needs the pinned namespace, not the infra process: both are released at once
+        // (StopPodSandbox waited for the runtime's delete, then for every CNI plugin's DEL).
+        Task.WhenAll(ReleaseInfraAsync(record, cancellationToken), ReleaseNetworkAsync(record, cancellationToken));
+
+    private async Task ReleaseInfraAsync(PodSandboxRecord record, CancellationToken cancellationToken)
     {
         if (handlers.TryGet(record.RuntimeHandler, out var runtime))
         {
@@ -173,12 +182,17 @@ public sealed class PodSandboxService(
         }
         File.Delete(Conmon.ExitFile(paths.ExitDir, record.Id));
         Conmon.RemoveSockets(paths.ConmonSockets, record.Id);
-        if (record.ShmPath.Length > 0) Mounts.TryUnmount(record.ShmPath, UnmountFlags.Detach);
-        if (record.NetNsPath.Length > 0)
+        if (record.ShmPath.Length > 0)
         {
-            await network.DetachAsync(record, cancellationToken);
-            NetworkNamespaces.Remove(record.NetNsPath);
+            using (PhaseLog.Time("unmount shm", record.Id)) Mounts.TryUnmount(record.ShmPath, UnmountFlags.Detach);
         }
+    }
+
+    private async Task ReleaseNetworkAsync(PodSandboxRecord record, CancellationToken cancellationToken)
+    {
+        if (record.NetNsPath.Length == 0) return;
+        await network.DetachAsync(record, cancellationToken);
+        using (PhaseLog.Time("netns remove", record.Id)) NetworkNamespaces.Remove(record.NetNsPath);
     }
 
     /// <summary>Stops every container and releases the pod's resources; idempotent, unknown ids succeed.</summary>

@@ -68,6 +68,7 @@ public static class DaemonHost
         Stats.StatsRegistration.AddStats(builder.Services);
 
         var app = builder.Build();
+        Diagnostics.PhaseLog.Use(app.Services.GetRequiredService<ILoggerFactory>());
         app.MapGrpcService<CriServices>();
 
         var logger = app.Services.GetRequiredService<ILogger<CriShimConfig>>();

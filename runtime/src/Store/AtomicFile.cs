@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using CriShim.Runtime.Diagnostics;
+
 namespace CriShim.Runtime.Store;
 
 /// <summary>Writes that survive a crash: temp file, fsync, rename over the target, fsync the directory.</summary>
@@ -10,6 +13,8 @@ public static class AtomicFile
         string temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
         try
         {
+            long started = Stopwatch.GetTimestamp();
+            TimeSpan fileSync;
             using (var stream = new FileStream(temp, new FileStreamOptions
             {
                 Mode = FileMode.CreateNew,
@@ -18,10 +23,19 @@ public static class AtomicFile
             }))
             {
                 stream.Write(content);
+                long synced = Stopwatch.GetTimestamp();
                 stream.Flush(flushToDisk: true);
+                fileSync = Stopwatch.GetElapsedTime(synced);
             }
             File.Move(temp, path, overwrite: true);
+            long directorySynced = Stopwatch.GetTimestamp();
             SyncDirectory(directory);
+            if (PhaseLog.Enabled)
+            {
+                PhaseLog.Record("record write", path, Stopwatch.GetElapsedTime(started));
+                PhaseLog.Record("fsync file", path, fileSync);
+                PhaseLog.Record("fsync dir", directory, Stopwatch.GetElapsedTime(directorySynced));
+            }
         }
         catch
         {

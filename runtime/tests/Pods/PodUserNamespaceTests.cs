@@ -148,6 +148,9 @@ public class PodUserNamespaceTests
     [InlineData("""{"mountOptions":["rbind","idmap"],"linux":{"namespaces":["mount","user"]}}""", true)]
     [InlineData("""{"mountOptions":["rbind","idmap"],"linux":{"namespaces":["mount"]}}""", false)]
     [InlineData("""{"mountOptions":["rbind","idmap"]}""", false)]
+    // runc >= 1.2: idmapped mounts are a mount extension, not a mount option.
+    [InlineData("""{"mountOptions":["rbind"],"linux":{"namespaces":["user"],"mountExtensions":{"idmap":{"enabled":true}}}}""", true)]
+    [InlineData("""{"mountOptions":["rbind"],"linux":{"namespaces":["user"],"mountExtensions":{"idmap":{"enabled":false}}}}""", false)]
     public void UserNamespacesNeedTheNamespaceAndIdMappedMounts(string featuresJson, bool expected)
     {
         var features = System.Text.Json.JsonSerializer.Deserialize(featuresJson, CriShim.Runtime.Oci.OciJsonContext.Default.OciFeatures)!;
