@@ -117,6 +117,11 @@ public static class ConfigLoader
             config.Streaming.Port = streaming.Int("port", config.Streaming.Port, 0, 65535);
             streaming.RejectUnknownKeys();
         }
+        if (root.Table("metrics") is { } metrics)
+        {
+            config.Metrics.Address = metrics.String("address", config.Metrics.Address);
+            metrics.RejectUnknownKeys();
+        }
         root.RejectUnknownKeys();
     }
 
@@ -140,8 +145,16 @@ public static class ConfigLoader
         {
             throw new ConfigException($"streaming.address: \"{config.Streaming.Address}\" is not an IP address");
         }
+        if (config.Metrics.Address.Length > 0 && MetricsEndpoint(config.Metrics) is null)
+        {
+            throw new ConfigException($"metrics.address: \"{config.Metrics.Address}\" is not an IP address with a port, e.g. \"127.0.0.1:9090\"");
+        }
         return config;
     }
+
+    /// <summary>Where the Prometheus endpoint listens: null when metrics are off or the address is no IP:port (port 0 included).</summary>
+    public static System.Net.IPEndPoint? MetricsEndpoint(MetricsConfig metrics) =>
+        System.Net.IPEndPoint.TryParse(metrics.Address, out var endpoint) && endpoint.Port != 0 ? endpoint : null;
 }
 
 /// <summary>Source-generated, so parsing stays AOT-safe: the file is read as an untyped table and mapped by hand.</summary>

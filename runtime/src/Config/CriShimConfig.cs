@@ -10,6 +10,7 @@ public sealed class CriShimConfig
     public CniConfig Cni { get; set; } = new();
     public RegistriesConfig Registries { get; set; } = new();
     public StreamingConfig Streaming { get; set; } = new();
+    public MetricsConfig Metrics { get; set; } = new();
 }
 
 public sealed class ServerConfig
@@ -89,4 +90,10 @@ public sealed class StreamingConfig
     public string Address { get; set; } = "127.0.0.1";
     /// <summary>0 picks a free port at start-up.</summary>
     public int Port { get; set; }
+}
+
+public sealed class MetricsConfig
+{
+    /// <summary>IP:port of the Prometheus endpoint (GET /metrics over plain HTTP); empty: off, nothing listens.</summary>
+    public string Address { get; set; } = "";
 }

@@ -82,5 +82,10 @@ public static class DefaultConfigFile
         address = "127.0.0.1"
         port = 0
 
+        [metrics]
+        # Prometheus endpoint (GET /metrics, plain HTTP) as IP:port, e.g. "127.0.0.1:9090"; empty: off,
+        # nothing listens. Anyone who can reach it sees pod and container counts and RPC rates.
+        address = ""
+
         """;
 }
