@@ -53,6 +53,7 @@ public class ConfigLoaderTests
     [InlineData("[metrics]\naddress = \"localhost:9090\"", "metrics.address: \"localhost:9090\" is not an IP address with a port")]
     [InlineData("[metrics]\naddress = \"127.0.0.1\"", "metrics.address")]
     [InlineData("[metrics]\naddress = \"127.0.0.1:0\"", "metrics.address")]
+    [InlineData("[cdi]\nspec_dirs = [\"etc/cdi\"]", "cdi.spec_dirs: \"etc/cdi\" is not an absolute path")]
     [InlineData("[server\nsocket = 1", "not valid TOML")]
     public void BadFilesNameTheKey(string toml, string expected)
     {

@@ -122,6 +122,11 @@ public static class ConfigLoader
             config.Metrics.Address = metrics.String("address", config.Metrics.Address);
             metrics.RejectUnknownKeys();
         }
+        if (root.Table("cdi") is { } cdi)
+        {
+            config.Cdi.SpecDirs = cdi.StringList("spec_dirs", config.Cdi.SpecDirs);
+            cdi.RejectUnknownKeys();
+        }
         root.RejectUnknownKeys();
     }
 
@@ -144,6 +149,10 @@ public static class ConfigLoader
         if (!System.Net.IPAddress.TryParse(config.Streaming.Address, out _))
         {
             throw new ConfigException($"streaming.address: \"{config.Streaming.Address}\" is not an IP address");
+        }
+        if (config.Cdi.SpecDirs.FirstOrDefault(dir => !Path.IsPathRooted(dir)) is { } relative)
+        {
+            throw new ConfigException($"cdi.spec_dirs: \"{relative}\" is not an absolute path");
         }
         if (config.Metrics.Address.Length > 0 && MetricsEndpoint(config.Metrics) is null)
         {

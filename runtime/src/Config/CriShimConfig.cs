@@ -11,6 +11,7 @@ public sealed class CriShimConfig
     public RegistriesConfig Registries { get; set; } = new();
     public StreamingConfig Streaming { get; set; } = new();
     public MetricsConfig Metrics { get; set; } = new();
+    public CdiConfig Cdi { get; set; } = new();
 }
 
 public sealed class ServerConfig
@@ -96,4 +97,10 @@ public sealed class MetricsConfig
 {
     /// <summary>IP:port of the Prometheus endpoint (GET /metrics over plain HTTP); empty: off, nothing listens.</summary>
     public string Address { get; set; } = "";
+}
+
+public sealed class CdiConfig
+{
+    /// <summary>Directories of CDI spec files (.json, .yaml); a device in a later one overrides the same name in an earlier one.</summary>
+    public List<string> SpecDirs { get; set; } = ["/etc/cdi", "/var/run/cdi"];
 }

@@ -87,5 +87,10 @@ public static class DefaultConfigFile
         # nothing listens. Anyone who can reach it sees pod and container counts and RPC rates.
         address = ""
 
+        [cdi]
+        # CDI spec files (.json or .yaml) that resolve ContainerConfig.CDI_devices and cdi.k8s.io/*
+        # annotations; a device in a later directory overrides the same name in an earlier one.
+        spec_dirs = ["/etc/cdi", "/var/run/cdi"]
+
         """;
 }

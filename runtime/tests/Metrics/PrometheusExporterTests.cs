@@ -63,13 +63,15 @@ public class PrometheusExporterTests
         var (meter, exporter) = Fresh();
         using var _ = meter;
         using var __ = exporter;
-        long running = 3;
-        meter.CreateObservableGauge("t_containers", () => new Measurement<long>(running,
-            new KeyValuePair<string, object?>("state", "running"), new KeyValuePair<string, object?>("node", "n1")), description: "Containers.");
+        var states = new Dictionary<string, long> { ["running"] = 3 };
+        meter.CreateObservableGauge("t_containers", () => states.Select(s => new Measurement<long>(s.Value,
+            new KeyValuePair<string, object?>("state", s.Key), new KeyValuePair<string, object?>("node", "n1"))), description: "Containers.");
 
         Assert.Contains("t_containers{node=\"n1\",state=\"running\"} 3\n", exporter.Scrape());
-        running = 1;
-        Assert.Contains("t_containers{node=\"n1\",state=\"running\"} 1\n", exporter.Scrape());
+        states = new Dictionary<string, long> { ["exited"] = 1 };
+        string second = exporter.Scrape();
+        Assert.Contains("t_containers{node=\"n1\",state=\"exited\"} 1\n", second);
+        Assert.DoesNotContain("running", second);
     }
 
     [Fact]
