@@ -54,6 +54,7 @@ public class ConfigLoaderTests
     [InlineData("[metrics]\naddress = \"127.0.0.1\"", "metrics.address")]
     [InlineData("[metrics]\naddress = \"127.0.0.1:0\"", "metrics.address")]
     [InlineData("[cdi]\nspec_dirs = [\"etc/cdi\"]", "cdi.spec_dirs: \"etc/cdi\" is not an absolute path")]
+    [InlineData("[checkpoint]\nkeep_per_container = -1", "checkpoint.keep_per_container: -1 is out of range")]
     [InlineData("[server\nsocket = 1", "not valid TOML")]
     public void BadFilesNameTheKey(string toml, string expected)
     {

@@ -89,6 +89,7 @@ public static class ConfigLoader
             c.TcpEstablished = checkpoint.Bool("tcp_established", c.TcpEstablished);
             c.ExtUnixSk = checkpoint.Bool("ext_unix_sk", c.ExtUnixSk);
             c.CriuConfig = checkpoint.AbsolutePath("criu_config", c.CriuConfig, allowEmpty: true);
+            c.KeepPerContainer = checkpoint.Int("keep_per_container", c.KeepPerContainer, 0, 10000);
             checkpoint.RejectUnknownKeys();
         }
         if (root.Table("cni") is { } cni)

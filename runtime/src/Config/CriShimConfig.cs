@@ -62,6 +62,8 @@ public sealed class CheckpointConfig
     public bool ExtUnixSk { get; set; }
     /// <summary>Path of an extra CRIU configuration file passed to every dump; empty for none.</summary>
     public string CriuConfig { get; set; } = "";
+    /// <summary>Kubelet-named archives of a container kept in the directory a checkpoint wrote to; 0 keeps all.</summary>
+    public int KeepPerContainer { get; set; }
 }
 
 public sealed class CniConfig

@@ -54,6 +54,9 @@ public static class DefaultConfigFile
         ext_unix_sk = false
         # Extra CRIU configuration file for every dump; empty for none.
         criu_config = ""
+        # After a checkpoint to a kubelet-named archive (checkpoint-<pod>_<namespace>-<container>-<time>.tar),
+        # keep that container's newest N such archives in that directory and remove older ones; 0 keeps all.
+        keep_per_container = 0
 
         [cni]
         # The first .conflist/.conf here, in lexical order, is the pod network.
