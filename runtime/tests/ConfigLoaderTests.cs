@@ -50,6 +50,11 @@ public class ConfigLoaderTests
     [InlineData("[runtime]\ndefault_handler = \"kata\"", "runtime.default_handler: \"kata\" is not a configured handler")]
     [InlineData("[cni]\nbin_dirs = [\"/a\", 3]", "cni.bin_dirs[1]: expected a string")]
     [InlineData("[streaming]\naddress = \"not-an-ip\"", "streaming.address")]
+    [InlineData("[metrics]\naddress = \"localhost:9090\"", "metrics.address: \"localhost:9090\" is not an IP address with a port")]
+    [InlineData("[metrics]\naddress = \"127.0.0.1\"", "metrics.address")]
+    [InlineData("[metrics]\naddress = \"127.0.0.1:0\"", "metrics.address")]
+    [InlineData("[cdi]\nspec_dirs = [\"etc/cdi\"]", "cdi.spec_dirs: \"etc/cdi\" is not an absolute path")]
+    [InlineData("[checkpoint]\nkeep_per_container = -1", "checkpoint.keep_per_container: -1 is out of range")]
     [InlineData("[server\nsocket = 1", "not valid TOML")]
     public void BadFilesNameTheKey(string toml, string expected)
     {

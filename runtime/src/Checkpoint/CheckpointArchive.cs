@@ -25,7 +25,6 @@ public sealed class CheckpointArchive : IDisposable
 
     public string Location { get; }
     public string TempPath { get; }
-    public long BytesWritten => _stream.Position;
 
     public static string TempPathFor(string location) =>
         Path.Combine(Path.GetDirectoryName(location)!, $".{Path.GetFileName(location)}.{Guid.NewGuid():N}.tmp");
@@ -97,14 +96,17 @@ public sealed class CheckpointArchive : IDisposable
     }
 
     /// <summary>Finishes the tar, makes it durable and renames it over the location.</summary>
-    public void Commit()
+    /// <returns>The archive's size, end-of-archive blocks included.</returns>
+    public long Commit()
     {
         _tar.Dispose();
+        long size = _stream.Position;
         _stream.Flush(flushToDisk: true);
         _stream.Dispose();
         File.Move(TempPath, Location, overwrite: true);
         Directories.Sync(Path.GetDirectoryName(Location)!);
         _committed = true;
+        return size;
     }
 
     /// <summary>

@@ -181,8 +181,7 @@ public sealed class CheckpointPipeline(
                 WriteArchive(archive, capture, containers.Status(capture.Record), token);
                 phase.Enter($"syncing the archive of container {capture.Record.Id} to disk");
                 token.ThrowIfCancellationRequested();
-                long bytes = archive.BytesWritten;
-                archive.Commit();
+                long bytes = archive.Commit();
                 results.Add(new CheckpointResult(capture.Record.Id, capture.Location, bytes, total.Elapsed, frozen.Elapsed));
             }
             return results;

@@ -8,6 +8,7 @@ public static class CheckpointRegistration
         services.AddSingleton<ContainerCheckpoint>();
         services.AddSingleton<PodCheckpoint>();
         services.AddSingleton<CheckpointRecovery>();
+        services.AddSingleton<CheckpointRetention>();
         return services;
     }
 }

@@ -89,6 +89,7 @@ public static class ConfigLoader
             c.TcpEstablished = checkpoint.Bool("tcp_established", c.TcpEstablished);
             c.ExtUnixSk = checkpoint.Bool("ext_unix_sk", c.ExtUnixSk);
             c.CriuConfig = checkpoint.AbsolutePath("criu_config", c.CriuConfig, allowEmpty: true);
+            c.KeepPerContainer = checkpoint.Int("keep_per_container", c.KeepPerContainer, 0, 10000);
             checkpoint.RejectUnknownKeys();
         }
         if (root.Table("cni") is { } cni)
@@ -117,6 +118,16 @@ public static class ConfigLoader
             config.Streaming.Port = streaming.Int("port", config.Streaming.Port, 0, 65535);
             streaming.RejectUnknownKeys();
         }
+        if (root.Table("metrics") is { } metrics)
+        {
+            config.Metrics.Address = metrics.String("address", config.Metrics.Address);
+            metrics.RejectUnknownKeys();
+        }
+        if (root.Table("cdi") is { } cdi)
+        {
+            config.Cdi.SpecDirs = cdi.StringList("spec_dirs", config.Cdi.SpecDirs);
+            cdi.RejectUnknownKeys();
+        }
         root.RejectUnknownKeys();
     }
 
@@ -140,8 +151,20 @@ public static class ConfigLoader
         {
             throw new ConfigException($"streaming.address: \"{config.Streaming.Address}\" is not an IP address");
         }
+        if (config.Cdi.SpecDirs.FirstOrDefault(dir => !Path.IsPathRooted(dir)) is { } relative)
+        {
+            throw new ConfigException($"cdi.spec_dirs: \"{relative}\" is not an absolute path");
+        }
+        if (config.Metrics.Address.Length > 0 && MetricsEndpoint(config.Metrics) is null)
+        {
+            throw new ConfigException($"metrics.address: \"{config.Metrics.Address}\" is not an IP address with a port, e.g. \"127.0.0.1:9090\"");
+        }
         return config;
     }
+
+    /// <summary>Where the Prometheus endpoint listens: null when metrics are off or the address is no IP:port (port 0 included).</summary>
+    public static System.Net.IPEndPoint? MetricsEndpoint(MetricsConfig metrics) =>
+        System.Net.IPEndPoint.TryParse(metrics.Address, out var endpoint) && endpoint.Port != 0 ? endpoint : null;
 }
 
 /// <summary>Source-generated, so parsing stays AOT-safe: the file is read as an untyped table and mapped by hand.</summary>

@@ -10,6 +10,8 @@ public sealed class CriShimConfig
     public CniConfig Cni { get; set; } = new();
     public RegistriesConfig Registries { get; set; } = new();
     public StreamingConfig Streaming { get; set; } = new();
+    public MetricsConfig Metrics { get; set; } = new();
+    public CdiConfig Cdi { get; set; } = new();
 }
 
 public sealed class ServerConfig
@@ -65,6 +67,8 @@ public sealed class CheckpointConfig
     public bool ExtUnixSk { get; set; }
     /// <summary>Path of an extra CRIU configuration file passed to every dump; empty for none.</summary>
     public string CriuConfig { get; set; } = "";
+    /// <summary>Kubelet-named archives of a container kept in the directory a checkpoint wrote to; 0 keeps all.</summary>
+    public int KeepPerContainer { get; set; }
 }
 
 public sealed class CniConfig
@@ -94,4 +98,16 @@ public sealed class StreamingConfig
     public string Address { get; set; } = "127.0.0.1";
     /// <summary>0 picks a free port at start-up.</summary>
     public int Port { get; set; }
+}
+
+public sealed class MetricsConfig
+{
+    /// <summary>IP:port of the Prometheus endpoint (GET /metrics over plain HTTP); empty: off, nothing listens.</summary>
+    public string Address { get; set; } = "";
+}
+
+public sealed class CdiConfig
+{
+    /// <summary>Directories of CDI spec files (.json, .yaml); a device in a later one overrides the same name in an earlier one.</summary>
+    public List<string> SpecDirs { get; set; } = ["/etc/cdi", "/var/run/cdi"];
 }

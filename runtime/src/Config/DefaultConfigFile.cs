@@ -55,6 +55,9 @@ public static class DefaultConfigFile
         ext_unix_sk = false
         # Extra CRIU configuration file for every dump; empty for none.
         criu_config = ""
+        # After a checkpoint to a kubelet-named archive (checkpoint-<pod>_<namespace>-<container>-<time>.tar),
+        # keep that container's newest N such archives in that directory and remove older ones; 0 keeps all.
+        keep_per_container = 0
 
         [cni]
         # The first .conflist/.conf here, in lexical order, is the pod network.
@@ -82,6 +85,16 @@ public static class DefaultConfigFile
         # Address and port of the exec/attach/port-forward server; port 0 picks a free port.
         address = "127.0.0.1"
         port = 0
+
+        [metrics]
+        # Prometheus endpoint (GET /metrics, plain HTTP) as IP:port, e.g. "127.0.0.1:9090"; empty: off,
+        # nothing listens. Anyone who can reach it sees pod and container counts and RPC rates.
+        address = ""
+
+        [cdi]
+        # CDI spec files (.json or .yaml) that resolve ContainerConfig.CDI_devices and cdi.k8s.io/*
+        # annotations; a device in a later directory overrides the same name in an earlier one.
+        spec_dirs = ["/etc/cdi", "/var/run/cdi"]
 
         """;
 }

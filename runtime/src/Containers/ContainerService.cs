@@ -188,7 +188,8 @@ public sealed class ContainerService(
         var spec = ContainerSpecBuilder.Build(new ContainerSpecInput(record.Id, containerConfig, pod, pods.DirectoryOf(pod.Id),
             image, rootfsPath, Path.Combine(containers.DirectoryOf(record.Id), "volumes"), user, config.Runtime.CgroupDriver,
             config.Checkpoint.CriuConfig, features.RecursiveReadOnlyMounts, features.IdMappedMounts, imageVolumeSources,
-            TargetContainerPid(security.NamespaceOptions, pod), config.Runtime.AllowedAnnotations));
+            TargetContainerPid(security.NamespaceOptions, pod), config.Runtime.AllowedAnnotations,
+            Cdi.CdiDevices.Resolve(containerConfig, config.Cdi.SpecDirs)));
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
         Directory.CreateDirectory(Path.GetDirectoryName(record.LogPath)!);
         var metadata = containerConfig.Metadata;

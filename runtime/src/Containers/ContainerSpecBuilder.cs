@@ -25,7 +25,8 @@ public sealed record ContainerSpecInput(
     bool RuntimeHasIdMappedMounts = false,
     IReadOnlyDictionary<Mount, string>? ImageVolumeSources = null,
     int TargetContainerPid = 0,
-    IReadOnlyList<string>? AllowedAnnotations = null);
+    IReadOnlyList<string>? AllowedAnnotations = null,
+    IReadOnlyList<Cdi.CdiContainerEdits>? CdiEdits = null);
 
 /// <summary>Turns a CRI ContainerConfig plus the image config into an OCI runtime spec (config.json).</summary>
 public static partial class ContainerSpecBuilder
@@ -66,7 +67,7 @@ public static partial class ContainerSpecBuilder
             if (Seccomp(security) is { } seccomp) linux["seccomp"] = seccomp;
         }
 
-        return new JsonObject
+        var spec = new JsonObject
         {
             ["ociVersion"] = "1.0.2",
             ["process"] = Process(input, security, privileged, resources),
@@ -76,6 +77,8 @@ public static partial class ContainerSpecBuilder
             ["annotations"] = Annotations(input),
             ["linux"] = linux,
         };
+        if (input.CdiEdits is { } cdiEdits) Cdi.CdiDevices.ApplyTo(spec, cdiEdits);
+        return spec;
     }
 
     /// <summary>The kubelet's rule: command replaces the entrypoint; args replace the image's cmd.</summary>

@@ -86,6 +86,7 @@ public sealed class ImagePuller(
 
         content.Put(top.Digest, top.Content);
         content.Put(manifestFetched.Digest, manifestFetched.Content);
+        Metrics.DaemonMetrics.Pulled(top.Content.Length + (ReferenceEquals(manifestFetched, top) ? 0 : manifestFetched.Content.Length));
         await FetchBlobAsync(repository, configDescriptor, cancellationToken);
         var imageConfig = ImageConfigs.Parse(content.ReadAll(configDigest));
         var diffIds = imageConfig.Rootfs?.DiffIds ?? [];
@@ -142,6 +143,7 @@ public sealed class ImagePuller(
             using var ingest = content.BeginIngest(descriptor.Digest, descriptor.Size);
             ingest.Tee(source);
             await ingest.CommitAsync(token);
+            Metrics.DaemonMetrics.Pulled(descriptor.Size);
         }, cancellationToken);
     }
 
@@ -197,6 +199,7 @@ public sealed class ImagePuller(
             throw new InvalidDataException($"layer {layer.Digest} unpacks to content with digest {actualDiffId}, but the image config says {diffId}");
         }
         layers.Commit(pending, diffId, usage);
+        if (ingest is not null) Metrics.DaemonMetrics.Pulled(layer.Size);
     }
 
     private static Stream Decompress(Stream source, Descriptor layer) => layer.MediaType switch

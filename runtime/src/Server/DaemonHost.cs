@@ -3,6 +3,7 @@ using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Daemon;
 using CriShim.Runtime.Images;
+using CriShim.Runtime.Metrics;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Store;
 using CriShim.Runtime.Streaming;
@@ -37,9 +38,12 @@ public static class DaemonHost
             kestrel.ListenUnixSocket(config.Server.Socket, listen => listen.Protocols = HttpProtocols.Http2);
             // CRI messages (ListContainers on a busy node, ExecSync output) exceed the 4 MB default.
             kestrel.Limits.MaxRequestBodySize = null;
+            MetricsEndpoint.Listen(kestrel, config.Metrics);
         });
         builder.Services.AddGrpc(grpc =>
         {
+            // Outermost, so it counts the status code the client gets.
+            grpc.Interceptors.Add<RpcMetricsInterceptor>();
             grpc.Interceptors.Add<ErrorMappingInterceptor>();
             grpc.MaxReceiveMessageSize = 16 * 1024 * 1024;
             // An ExecSync answer carries up to 16 MiB each of stdout and stderr.
@@ -66,9 +70,11 @@ public static class DaemonHost
         builder.Services.AddImageServices(config);
         builder.Services.AddStreaming();
         Stats.StatsRegistration.AddStats(builder.Services);
+        builder.Services.AddPrometheusMetrics(config.Metrics);
 
         var app = builder.Build();
         Diagnostics.PhaseLog.Use(app.Services.GetRequiredService<ILoggerFactory>());
+        app.UsePrometheusMetrics();
         app.MapGrpcService<CriServices>();
 
         var logger = app.Services.GetRequiredService<ILogger<CriShimConfig>>();
@@ -82,6 +88,7 @@ public static class DaemonHost
         _ = probe.RunAsync(app.Lifetime.ApplicationStopping);
         _ = recovery.RecoverAsync(interrupted, app.Lifetime.ApplicationStopping);
         logger.LogInformation("crishim {Version} serving CRI v1 on unix://{Socket}", RuntimeStatusService.RuntimeVersion, config.Server.Socket);
+        if (config.Metrics.Address.Length > 0) logger.LogInformation("serving Prometheus metrics on http://{Address}/metrics", config.Metrics.Address);
         await app.WaitForShutdownAsync();
         logger.LogInformation("crishim stopped");
         return 0;

@@ -1,3 +1,4 @@
+using CriShim.Runtime.Metrics;
 using Grpc.Core;
 using Runtime.V1;
 
@@ -9,7 +10,9 @@ public sealed partial class RuntimeServiceEndpoint
     public override async Task<CheckpointContainerResponse> CheckpointContainer(CheckpointContainerRequest request, ServerCallContext context)
     {
         RequireId(request.ContainerId, "container_id");
-        await checkpoints.CheckpointAsync(request.ContainerId, request.Location, request.Timeout, context.Deadline, context.CancellationToken);
+        await DaemonMetrics.ObserveCheckpointAsync("container",
+            async () => [await checkpoints.CheckpointAsync(request.ContainerId, request.Location, request.Timeout, context.Deadline, context.CancellationToken)]);
+        checkpointRetention.AfterCheckpoint(request.ContainerId, request.Location);
         return new CheckpointContainerResponse();
     }
 }

@@ -1,3 +1,4 @@
+using CriShim.Runtime.Metrics;
 using Grpc.Core;
 using Runtime.V1;
 
@@ -9,7 +10,7 @@ public sealed partial class RuntimeServiceEndpoint
     public override async Task<CheckpointPodResponse> CheckpointPod(CheckpointPodRequest request, ServerCallContext context)
     {
         RequireId(request.PodSandboxId, "pod_sandbox_id");
-        await podCheckpoints.CheckpointAsync(request, context.Deadline, context.CancellationToken);
+        await DaemonMetrics.ObserveCheckpointAsync("pod", async () => await podCheckpoints.CheckpointAsync(request, context.Deadline, context.CancellationToken));
         return new CheckpointPodResponse();
     }
 

@@ -16,12 +16,14 @@ public class CheckpointArchiveTests : IDisposable
         Directory.CreateDirectory(images);
         File.WriteAllText(Path.Combine(images, "inventory.img"), "inv");
         string location = Path.Combine(_dir, "out", "nested", "checkpoint-pod_ns-ctr-2026-11-30T01:02:03Z.tar");
+        long size;
         using (var archive = CheckpointArchive.Create(location, CheckpointArchive.TempPathFor(location)))
         {
             archive.AddTree(images, "checkpoint", CancellationToken.None);
             archive.AddBytes("config.dump", "{}"u8);
-            archive.Commit();
+            size = archive.Commit();
         }
+        Assert.Equal(new FileInfo(location).Length, size);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(location));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.GetDirectoryName(location)!));
         Assert.Single(Directory.GetFiles(Path.GetDirectoryName(location)!));
