@@ -8,7 +8,6 @@ using CriShim.Runtime.Daemon;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Runtime.V1;
 
@@ -220,7 +219,7 @@ public sealed class CheckpointPipeline(
     /// <summary>.NET puts the errno of an unmapped I/O error in HResult: ENOSPC (28) or EDQUOT (122).</summary>
     private static bool IsOutOfSpace(IOException e) => e.HResult is 28 or 122;
 
-    private OciRuntime RuntimeOf(ContainerRecord record) =>
+    private IOciRuntime RuntimeOf(ContainerRecord record) =>
         handlers.TryGet(record.RuntimeHandler, out var runtime) ? runtime
             : throw new InvalidOperationException($"runtime handler \"{record.RuntimeHandler}\" is no longer configured");
 
@@ -325,7 +324,7 @@ public sealed class CheckpointPipeline(
     /// cgroup v1's freezer can fail to settle while the container forks ("unable to freeze");
     /// the attempt is repeated until it holds or the checkpoint's time runs out.
     /// </summary>
-    private static async Task FreezeAsync(OciRuntime runtime, string containerId, CancellationToken token)
+    private static async Task FreezeAsync(IOciRuntime runtime, string containerId, CancellationToken token)
     {
         for (int attempt = 1; ; attempt++)
         {
@@ -396,11 +395,11 @@ public sealed class CheckpointPipeline(
     }
 
     /// <summary>One container's part of the cut: its runtime, private work dir and the temp file its archive is written to.</summary>
-    private sealed class Capture(CheckpointTarget target, OciRuntime runtime, string workDir, string tempArchive)
+    private sealed class Capture(CheckpointTarget target, IOciRuntime runtime, string workDir, string tempArchive)
     {
         public ContainerRecord Record => target.Record;
         public string Location => target.Location;
-        public OciRuntime Runtime => runtime;
+        public IOciRuntime Runtime => runtime;
         public string WorkDir => workDir;
         public string ImagesDir => Path.Combine(workDir, "checkpoint");
         public string TempArchive => tempArchive;

@@ -25,7 +25,7 @@ public sealed class ContainerCheckpoint(
     {
         await pipeline.EnsureAvailableAsync(Method, cancellationToken);
         ValidateLocation(location);
-        if (timeoutSeconds < 0) throw new ArgumentException("timeout must not be negative");
+        if (timeoutSeconds < 0) throw new InvalidRequestException("timeout must not be negative");
         var limit = TimeSpan.FromSeconds(timeoutSeconds > 0 ? timeoutSeconds : config.Checkpoint.DefaultTimeoutSeconds);
         var record = containers.Get(containerId);
         pipeline.EnsureHandlerCanCheckpoint(record, Method);
@@ -44,11 +44,12 @@ public sealed class ContainerCheckpoint(
 
     private static void ValidateLocation(string location)
     {
-        if (string.IsNullOrWhiteSpace(location)) throw new ArgumentException("location must name the archive file to write");
-        if (!Path.IsPathRooted(location)) throw new ArgumentException($"location \"{location}\" must be an absolute path");
+        if (string.IsNullOrWhiteSpace(location)) throw new InvalidRequestException("location must name the archive file to write");
+        if (!Path.IsPathRooted(location)) throw new InvalidRequestException($"location \"{location}\" must be an absolute path");
+        if (location.Contains('\0')) throw new InvalidRequestException("location must not contain a NUL character");
         if (location.EndsWith('/') || Directory.Exists(location))
         {
-            throw new ArgumentException($"location \"{location}\" is a directory; it must name the archive file to write");
+            throw new InvalidRequestException($"location \"{location}\" is a directory; it must name the archive file to write");
         }
     }
 }

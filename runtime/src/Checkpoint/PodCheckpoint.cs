@@ -2,7 +2,6 @@ using System.Text.Json;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Pods;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -77,16 +76,16 @@ public sealed class PodCheckpoint(
         {
             if (record.PodId != pod.Id)
             {
-                throw new ArgumentException($"container {record.Id} belongs to pod sandbox {record.PodId}, not to {pod.Id}");
+                throw new InvalidRequestException($"container {record.Id} belongs to pod sandbox {record.PodId}, not to {pod.Id}");
             }
             if (targets.FirstOrDefault(t => t.Record.Id == record.Id) is not null)
             {
-                throw new ArgumentException($"container_ids names container {record.Id} more than once");
+                throw new InvalidRequestException($"container_ids names container {record.Id} more than once");
             }
             string location = Path.Combine(outputPath, PodCheckpointPlan.ArchiveName(record.ConfigMessage.Metadata.Name));
             if (targets.FirstOrDefault(t => t.Location == location) is { } sameName)
             {
-                throw new ArgumentException($"containers {sameName.Record.Id} and {record.Id} share the name \"{record.ConfigMessage.Metadata.Name}\"");
+                throw new InvalidRequestException($"containers {sameName.Record.Id} and {record.Id} share the name \"{record.ConfigMessage.Metadata.Name}\"");
             }
             targets.Add(new CheckpointTarget(record, location));
         }

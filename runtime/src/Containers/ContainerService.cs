@@ -6,7 +6,6 @@ using CriShim.Runtime.Exec;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Pods;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -18,7 +17,7 @@ public sealed class ContainerService(
     CriShimConfig config,
     StatePaths paths,
     RuntimeHandlers handlers,
-    Conmon conmon,
+    IContainerMonitor monitor,
     RecordStore<PodSandboxRecord> pods,
     PodLocks podLocks,
     RecordStore<ContainerRecord> containers,
@@ -44,7 +43,7 @@ public sealed class ContainerService(
 
     public IEnumerable<ContainerRecord> OfPod(string podId) => containers.All.Where(c => c.PodId == podId);
 
-    private OciRuntime RuntimeOf(string handler) =>
+    private IOciRuntime RuntimeOf(string handler) =>
         handlers.TryGet(handler, out var runtime) ? runtime : throw new InvalidOperationException($"runtime handler \"{handler}\" is no longer configured");
 
     /// <summary>Finds a container by id or unique prefix, with its exit noticed.</summary>
@@ -57,12 +56,12 @@ public sealed class ContainerService(
 
     public async Task<string> CreateAsync(string podId, ContainerConfig containerConfig, CancellationToken cancellationToken)
     {
-        if (containerConfig.Metadata is not { Name.Length: > 0 }) throw new ArgumentException("container metadata.name must be set");
-        if (containerConfig.Image is not { Image.Length: > 0 }) throw new ArgumentException("container image must be set");
+        if (containerConfig.Metadata is not { Name.Length: > 0 }) throw new InvalidRequestException("container metadata.name must be set");
+        if (containerConfig.Image is not { Image.Length: > 0 }) throw new InvalidRequestException("container image must be set");
         if (containerConfig.Linux?.SecurityContext is { RunAsGroup: not null, RunAsUser: null, RunAsUsername.Length: 0 })
         {
             // As containerd: a group alone would silently pair with the image's user.
-            throw new ArgumentException("run_as_group is set without run_as_user or run_as_username");
+            throw new InvalidRequestException("run_as_group is set without run_as_user or run_as_username");
         }
         var pod = pods.Resolve(podId) ?? throw new NotFoundException($"pod sandbox \"{podId}\" not found");
         // Held until the container exists, so RemovePodSandbox cannot slip in between and orphan it.
@@ -77,7 +76,7 @@ public sealed class ContainerService(
         foreach (var mount in containerConfig.Mounts.Where(ImageVolumes.IsImageVolume)) volumeImages[mount] = imageVolumes.ImageOf(mount);
         if (!handlers.TryGet(pod.RuntimeHandler, out var runtime))
         {
-            throw new ArgumentException($"runtime handler \"{pod.RuntimeHandler}\" is not configured");
+            throw new InvalidRequestException($"runtime handler \"{pod.RuntimeHandler}\" is not configured");
         }
 
         string id = NewId();
@@ -142,7 +141,7 @@ public sealed class ContainerService(
     {
         if (Path.IsPathRooted(logPath) || logPath.Contains('\0') || logPath.Split('/').Contains(".."))
         {
-            throw new ArgumentException($"log_path \"{logPath}\" must be a relative path inside the pod's log directory, without \"..\"");
+            throw new InvalidRequestException($"log_path \"{logPath}\" must be a relative path inside the pod's log directory, without \"..\"");
         }
         return Path.Combine(logDirectory, logPath);
     }
@@ -159,7 +158,7 @@ public sealed class ContainerService(
     }
 
     private async Task CreateInRuntimeAsync(ContainerRecord record, PodSandboxRecord pod, StoredImage image,
-        Dictionary<Mount, StoredImage> volumeImages, OciRuntime runtime, CancellationToken cancellationToken)
+        Dictionary<Mount, StoredImage> volumeImages, IOciRuntime runtime, CancellationToken cancellationToken)
     {
         var containerConfig = record.ConfigMessage;
         var userNamespace = PodUserNamespace.Of(pod.ConfigMessage);
@@ -183,12 +182,12 @@ public sealed class ContainerService(
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
         Directory.CreateDirectory(Path.GetDirectoryName(record.LogPath)!);
         var metadata = containerConfig.Metadata;
-        record.Pid = await conmon.CreateAsync(new ConmonLaunch(record.Id, $"{metadata.Name}_{metadata.Attempt}", bundle, runtime,
+        record.Pid = await monitor.CreateAsync(new ConmonLaunch(record.Id, $"{metadata.Name}_{metadata.Attempt}", bundle, runtime,
             record.LogPath, paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd",
             containerConfig.Stdin, containerConfig.StdinOnce, containerConfig.Tty), cancellationToken);
         record.Init = ProcessIdentity.Of(record.Pid)
             ?? throw new ContainerCreateException($"the process of container {record.Id} ended before it was started");
-        record.Monitor = Conmon.MonitorOf(bundle)
+        record.Monitor = monitor.MonitorOf(bundle)
             ?? throw new ContainerCreateException($"conmon of container {record.Id} exited right after creating it");
         containers.Save(record);
         logger.LogInformation("created container {Id} ({Name}) in pod {Pod}", record.Id, metadata.Name, pod.Id);
@@ -198,11 +197,11 @@ public sealed class ContainerService(
     private int TargetContainerPid(NamespaceOption? namespaces, PodSandboxRecord pod)
     {
         if (namespaces is not { Pid: NamespaceMode.Target }) return 0;
-        if (namespaces.TargetId.Length == 0) throw new ArgumentException("pid namespace mode TARGET needs target_id");
+        if (namespaces.TargetId.Length == 0) throw new InvalidRequestException("pid namespace mode TARGET needs target_id");
         var target = Get(namespaces.TargetId);
         if (target.PodId != pod.Id)
         {
-            throw new ArgumentException($"target container {target.Id} is not in pod {pod.Id}");
+            throw new InvalidRequestException($"target container {target.Id} is not in pod {pod.Id}");
         }
         if (target.State != ContainerState.ContainerRunning || target.Pid <= 0)
         {
@@ -329,8 +328,7 @@ public sealed class ContainerService(
         }
         await rootfs.RemoveAsync(record.Id, cancellationToken);
         imageVolumes.RemoveAll(ImageVolumesDir(record.Id));
-        File.Delete(Conmon.ExitFile(paths.ExitDir, record.Id));
-        Conmon.RemoveSockets(paths.ConmonSockets, record.Id);
+        monitor.Forget(record.Id);
         containers.Delete(record.Id);
         logger.LogInformation("removed container {Id}", record.Id);
     }
@@ -356,14 +354,9 @@ public sealed class ContainerService(
 
     private bool NoticeExitFile(ContainerRecord record)
     {
-        string exitFile = Conmon.ExitFile(paths.ExitDir, record.Id);
-        if (!File.Exists(exitFile)) return false;
-        string text = File.ReadAllText(exitFile).Trim();
-        if (text.Length == 0) return false;
-        int exitCode = int.TryParse(text, out int code) ? code : 255;
-        bool oomKilled = File.Exists(Conmon.OomFile(BundleDir(record.Id)));
-        string reason = oomKilled ? "OOMKilled" : exitCode == 0 ? "Completed" : "Error";
-        MarkExited(record, exitCode, reason, "", File.GetLastWriteTimeUtc(exitFile));
+        if (monitor.ExitOf(record.Id, BundleDir(record.Id)) is not { } exit) return false;
+        string reason = exit.OomKilled ? "OOMKilled" : exit.ExitCode == 0 ? "Completed" : "Error";
+        MarkExited(record, exit.ExitCode, reason, "", exit.AtUtc);
         return true;
     }
 
@@ -495,7 +488,7 @@ public sealed class ContainerService(
         {
             throw new WrongStateException($"container {record.Id} is {Describe(record.State)}, not running");
         }
-        await Conmon.ReopenLogAsync(BundleDir(record.Id), record.LogPath, cancellationToken);
+        await monitor.ReopenLogAsync(BundleDir(record.Id), record.LogPath, cancellationToken);
     }
 
     /// <summary>For StopPodSandbox: every container of the pod, killed at once.</summary>

@@ -93,7 +93,7 @@ public sealed partial class ImageStore : IImageLookup
             }
             if (isInUse(record.Id))
             {
-                throw new CriShim.Runtime.Server.WrongStateException($"image \"{reference}\" ({record.Id}) is used by a container; remove the container first");
+                throw new WrongStateException($"image \"{reference}\" ({record.Id}) is used by a container; remove the container first");
             }
             _records.Remove(record);
             _configs.Remove(record.Id);

@@ -1,6 +1,5 @@
 using System.Text.RegularExpressions;
 using CriShim.NativeInterop;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 
 namespace CriShim.Runtime.Images;
@@ -157,7 +156,7 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
     private string ContainerDirectory(string containerId) =>
         ContainerIdPattern().IsMatch(containerId)
             ? Path.Combine(Root, containerId)
-            : throw new ArgumentException($"container id \"{containerId}\" is not a valid directory name");
+            : throw new InvalidRequestException($"container id \"{containerId}\" is not a valid directory name");
 
     private static IEnumerable<FileSystemInfo> Walk(string directory) =>
         Directory.Exists(directory)

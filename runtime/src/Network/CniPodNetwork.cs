@@ -3,7 +3,6 @@ using CriShim.NativeInterop;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Daemon;
 using CriShim.Runtime.Pods;
-using CriShim.Runtime.Server;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Network;

@@ -8,7 +8,7 @@ public sealed partial class RuntimeServiceEndpoint
 {
     public override async Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
     {
-        if (request.Config is null) throw new ArgumentException("RunPodSandbox needs a config");
+        if (request.Config is null) throw new InvalidRequestException("RunPodSandbox needs a config");
         string id = await sandboxes.RunAsync(request.Config, request.RuntimeHandler, context.CancellationToken);
         return new RunPodSandboxResponse { PodSandboxId = id };
     }
@@ -70,6 +70,6 @@ public sealed partial class RuntimeServiceEndpoint
 
     private static void RequireId(string id, string field)
     {
-        if (string.IsNullOrEmpty(id)) throw new ArgumentException($"{field} must be set");
+        if (string.IsNullOrEmpty(id)) throw new InvalidRequestException($"{field} must be set");
     }
 }
