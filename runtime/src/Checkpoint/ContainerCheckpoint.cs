@@ -23,23 +23,19 @@ public sealed class ContainerCheckpoint(
     /// <param name="cancellationToken">The call's token: cancelled at the gRPC deadline or when the client goes away.</param>
     public async Task<CheckpointResult> CheckpointAsync(string containerId, string location, long timeoutSeconds, DateTime callDeadline, CancellationToken cancellationToken)
     {
-        await pipeline.EnsureAvailableAsync(Method, cancellationToken);
-        ValidateLocation(location);
-        if (timeoutSeconds < 0) throw new InvalidRequestException("timeout must not be negative");
-        var limit = TimeSpan.FromSeconds(timeoutSeconds > 0 ? timeoutSeconds : config.Checkpoint.DefaultTimeoutSeconds);
-        var record = containers.Get(containerId);
-        pipeline.EnsureHandlerCanCheckpoint(record, Method);
-
-        return await pipeline.WithinLimitAsync(limit, callDeadline, cancellationToken, async (phase, token) =>
+        var results = await pipeline.RunAsync(Method, () =>
         {
-            var containerLock = await pipeline.LockRunningAsync([record], phase, token);
-            var results = await pipeline.CheckpointLockedAsync([new CheckpointTarget(record, location)], CriuDumpOptions.From(config.Checkpoint),
-                phase, containerLock, $"container {record.Id}", token);
-            var result = results[0];
-            logger.LogInformation("checkpointed container {Id} to {Location}: {Bytes} bytes in {Total:0.000} s, frozen {Frozen:0.000} s",
-                record.Id, location, result.Bytes, result.Total.TotalSeconds, result.Frozen.TotalSeconds);
-            return result;
-        });
+            ValidateLocation(location);
+            if (timeoutSeconds < 0) throw new InvalidRequestException("timeout must not be negative");
+            var limit = TimeSpan.FromSeconds(timeoutSeconds > 0 ? timeoutSeconds : config.Checkpoint.DefaultTimeoutSeconds);
+            var record = containers.Get(containerId);
+            return new CheckpointJob($"container {record.Id}", [new CheckpointTarget(record, location)], CriuDumpOptions.From(config.Checkpoint),
+                limit, callDeadline);
+        }, cancellationToken);
+        var result = results[0];
+        logger.LogInformation("checkpointed container {Id} to {Location}: {Bytes} bytes in {Total:0.000} s, frozen {Frozen:0.000} s",
+            result.ContainerId, location, result.Bytes, result.Total.TotalSeconds, result.Frozen.TotalSeconds);
+        return result;
     }
 
     private static void ValidateLocation(string location)

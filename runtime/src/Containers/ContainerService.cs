@@ -43,9 +43,6 @@ public sealed class ContainerService(
 
     public IEnumerable<ContainerRecord> OfPod(string podId) => containers.All.Where(c => c.PodId == podId);
 
-    private IOciRuntime RuntimeOf(string handler) =>
-        handlers.TryGet(handler, out var runtime) ? runtime : throw new InvalidOperationException($"runtime handler \"{handler}\" is no longer configured");
-
     /// <summary>Finds a container by id or unique prefix, with its exit noticed.</summary>
     public ContainerRecord Get(string id)
     {
@@ -221,7 +218,7 @@ public sealed class ContainerService(
         }
         try
         {
-            await RuntimeOf(record.RuntimeHandler).StartAsync(record.Id, CancellationToken.None);
+            await handlers.Of(record.RuntimeHandler).StartAsync(record.Id, CancellationToken.None);
         }
         catch (ExternalCommandException e)
         {
@@ -272,7 +269,7 @@ public sealed class ContainerService(
     {
         Refresh(record);
         if (record.State == ContainerState.ContainerExited) return;
-        var runtime = RuntimeOf(record.RuntimeHandler);
+        var runtime = handlers.Of(record.RuntimeHandler);
         if (record.State == ContainerState.ContainerCreated)
         {
             // Never started: there is no user process to be gentle with.
@@ -451,7 +448,7 @@ public sealed class ContainerService(
         var limit = timeoutSeconds > 0 ? TimeSpan.FromSeconds(timeoutSeconds) : TimeSpan.FromDays(1);
         try
         {
-            var output = await RuntimeOf(record.RuntimeHandler).ExecAsync(record.Id, command, limit, ExecSyncOutputLimit, pidFile, cancellationToken);
+            var output = await handlers.Of(record.RuntimeHandler).ExecAsync(record.Id, command, limit, ExecSyncOutputLimit, pidFile, cancellationToken);
             // The buffers are the command's alone and not written again: wrapped, not copied.
             return new ExecSyncResponse
             {
@@ -476,7 +473,7 @@ public sealed class ContainerService(
             throw new WrongStateException($"container {record.Id} has exited; its resources cannot change");
         }
         string json = ContainerSpecBuilder.UpdatableResources(resources).ToJsonString();
-        await RuntimeOf(record.RuntimeHandler).UpdateResourcesAsync(record.Id, json, cancellationToken);
+        await handlers.Of(record.RuntimeHandler).UpdateResourcesAsync(record.Id, json, cancellationToken);
         record.Resources = resources.ToByteArray();
         containers.Save(record);
     }

@@ -315,7 +315,7 @@ public static partial class ContainerSpecBuilder
             if (ImageVolumes.IsImageVolume(mount))
             {
                 // The image's files as the kubelet asks for them (KEP-4639): read-only and private, yet executable.
-                // Not idmapped: in a user-namespaced pod the image's files keep their host owners (root shows as nobody).
+                // In a user-namespaced pod ImageVolumes mounts it through the pod's id map, as the rootfs; no idmap option here.
                 string source = input.ImageVolumeSources?.GetValueOrDefault(mount)
                     ?? throw new InvalidOperationException($"mount {destination}: image volume {mount.Image.Image} was not mounted");
                 requested[destination] = SpecDefaults.BindMount(destination, source, readOnly: true);

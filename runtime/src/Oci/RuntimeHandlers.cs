@@ -23,6 +23,10 @@ public sealed class RuntimeHandlers
     public IEnumerable<IOciRuntime> All => _byName.Values;
     public IOciRuntime Default => _byName[DefaultName];
 
+    /// <summary>The handler a container or pod was created with; it may have left the configuration since.</summary>
+    public IOciRuntime Of(string name) =>
+        TryGet(name, out var runtime) ? runtime : throw new InvalidOperationException($"runtime handler \"{name}\" is no longer configured");
+
     public bool TryGet(string name, out IOciRuntime runtime) =>
         _byName.TryGetValue(name.Length == 0 ? DefaultName : name, out runtime!);
 }

@@ -68,8 +68,10 @@ public sealed partial class RuntimeServiceEndpoint
         return item;
     });
 
-    private static void RequireId(string id, string field)
+    public override async Task<UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(UpdatePodSandboxResourcesRequest request, ServerCallContext context)
     {
-        if (string.IsNullOrEmpty(id)) throw new InvalidRequestException($"{field} must be set");
+        RequireId(request.PodSandboxId, "pod_sandbox_id");
+        await sandboxes.UpdateResourcesAsync(request.PodSandboxId, request.Overhead, request.Resources, context.CancellationToken);
+        return new UpdatePodSandboxResourcesResponse();
     }
 }
