@@ -36,6 +36,8 @@ public sealed class Conmon(string path, string exitDir, string socketDir) : ICon
     public static string SyncFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "conmon-sync");
     public static string PidFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "pidfile");
     public static string ConmonPidFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "conmon.pid");
+    /// <summary>conmon's control FIFO: "1 rows cols" resizes the terminal, "2 0 0" reopens the log.</summary>
+    public static string ControlFifo(string bundleDir) => System.IO.Path.Combine(bundleDir, "ctl");
     private static string OomFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "oom");
     private string ExitFile(string containerId) => System.IO.Path.Combine(exitDir, containerId);
 
@@ -156,7 +158,7 @@ public sealed class Conmon(string path, string exitDir, string socketDir) : ICon
     /// </summary>
     public async Task ReopenLogAsync(string bundleDir, string logPath, CancellationToken cancellationToken)
     {
-        string control = System.IO.Path.Combine(bundleDir, "ctl");
+        string control = ControlFifo(bundleDir);
         if (!File.Exists(control)) throw new InvalidOperationException($"conmon control pipe {control} is missing");
         // Message type 2 is "reopen logs" in conmon's control protocol; the two numbers are unused sizes.
         await using (var pipe = new FileStream(control, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))

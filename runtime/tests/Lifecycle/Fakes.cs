@@ -91,13 +91,13 @@ public sealed class FakeMonitor(CallLog log) : IContainerMonitor
 /// The OCI runtime over stand-in processes: a signal it does not ignore ends the process, and the
 /// monitor then records the exit, as runc and conmon do together.
 /// </summary>
-public sealed class FakeRuntime(CallLog log, FakeMonitor monitor) : IOciRuntime
+public sealed class FakeRuntime(CallLog log, FakeMonitor monitor, string root) : IOciRuntime
 {
     private readonly Dictionary<string, StandInProcess> _processes = [];
 
     public string Handler => "fake";
     public string BinaryPath => "/nonexistent/fake-runtime";
-    public string Root => "/nonexistent/fake-runtime-root";
+    public string Root => root;
 
     /// <summary>Signals the container's process ignores, as a process with a SIGTERM handler does.</summary>
     public HashSet<int> IgnoredSignals { get; } = [];

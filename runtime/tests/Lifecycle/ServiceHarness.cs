@@ -11,8 +11,8 @@ using Runtime.V1;
 
 namespace CriShim.Runtime.Tests.Lifecycle;
 
-/// <summary>The rootfs: mounts recorded, nothing mounted.</summary>
-public sealed class FakeRootfs(CallLog log) : IRootfsService
+/// <summary>The rootfs: removal and the diff capture recorded, nothing mounted; the writable layer is an empty directory.</summary>
+public sealed class FakeRootfs(CallLog log, string upperDir) : IRootfsService
 {
     public Task<string> MountAsync(string containerId, StoredImage image, CancellationToken cancellationToken, RootfsIdMap? idMap = null) =>
         throw new NotSupportedException();
@@ -29,9 +29,13 @@ public sealed class FakeRootfs(CallLog log) : IRootfsService
         return Task.CompletedTask;
     }
 
-    public string UpperDir(string containerId) => throw new NotSupportedException();
+    public string UpperDir(string containerId) => upperDir;
 
-    public IReadOnlyList<RootfsChange> Changes(string containerId) => [];
+    public IReadOnlyList<RootfsChange> Changes(string containerId)
+    {
+        log.Add($"rootfs.changes {containerId}");
+        return [];
+    }
 
     public ulong WritableLayerBytes(string containerId) => 0;
 }
@@ -54,14 +58,21 @@ public sealed class ServiceHarness : IDisposable
     public ContainerService Containers { get; }
     public PodSandboxService Pods { get; }
     public ContainerEventBus Bus { get; } = new(TimeProvider.System);
+    public StatePaths Paths { get; }
+    public RuntimeHandlers Handlers { get; }
+    public FakeRootfs Rootfs { get; }
+    /// <summary>A directory for the test's own files (checkpoint archives).</summary>
+    public string Scratch { get; }
 
     public ServiceHarness()
     {
         Monitor = new FakeMonitor(Log);
-        Runtime = new FakeRuntime(Log, Monitor);
+        Runtime = new FakeRuntime(Log, Monitor, Path.Combine(_root, "runtime"));
         Config = new CriShimConfig { State = { Root = Path.Combine(_root, "lib"), RunRoot = Path.Combine(_root, "run") } };
-        var paths = new StatePaths(Config);
-        var handlers = new RuntimeHandlers(Runtime.Handler, [Runtime]);
+        var paths = Paths = new StatePaths(Config);
+        var handlers = Handlers = new RuntimeHandlers(Runtime.Handler, [Runtime]);
+        Scratch = Directory.CreateDirectory(Path.Combine(_root, "scratch")).FullName;
+        Rootfs = new FakeRootfs(Log, Directory.CreateDirectory(Path.Combine(_root, "upper")).FullName);
         PodRecords = new RecordStore<PodSandboxRecord>(paths.Pods, PodSandboxRecordJson.Default.PodSandboxRecord, NullLogger.Instance);
         ContainerRecords = new RecordStore<ContainerRecord>(paths.Containers, ContainerRecordJson.Default.ContainerRecord, NullLogger.Instance);
         var podLocks = new PodLocks();
@@ -73,7 +84,7 @@ public sealed class ServiceHarness : IDisposable
         PodSandboxService? pods = null;
         var events = new ContainerEventPublisher(Bus, PodRecords, new Lazy<PodSandboxService>(() => pods!), new Lazy<ContainerService>(() => containers!));
         containers = new ContainerService(Config, paths, handlers, Monitor, PodRecords, podLocks, ContainerRecords,
-            new NoImages(), new FakeRootfs(Log), imageVolumes, events, NullLogger<ContainerService>.Instance);
+            new NoImages(), Rootfs, imageVolumes, events, NullLogger<ContainerService>.Instance);
         pods = new PodSandboxService(Config, paths, handlers, Monitor, PodRecords, podLocks, containers, new FakePodNetwork(Log),
             events, NullLogger<PodSandboxService>.Instance);
         Containers = containers;
@@ -137,6 +148,9 @@ public sealed class ServiceHarness : IDisposable
             Monitor = monitor.Identity,
         };
         ContainerRecords.Save(record);
+        // The spec conmon created it from, which a checkpoint archives.
+        Directory.CreateDirectory(Containers.BundleDir(id));
+        File.WriteAllText(Path.Combine(Containers.BundleDir(id), "config.json"), """{"mounts":[]}""");
         return (record, init, monitor);
     }
 
