@@ -1,5 +1,6 @@
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
+using CriShim.Runtime.Exec;
 
 namespace CriShim.Runtime.Checkpoint;
 
@@ -27,7 +28,7 @@ public sealed class ContainerCheckpoint(
         {
             ValidateLocation(location);
             if (timeoutSeconds < 0) throw new InvalidRequestException("timeout must not be negative");
-            var limit = TimeSpan.FromSeconds(timeoutSeconds > 0 ? timeoutSeconds : config.Checkpoint.DefaultTimeoutSeconds);
+            var limit = RequestTimeout.FromSeconds(timeoutSeconds > 0 ? timeoutSeconds : config.Checkpoint.DefaultTimeoutSeconds, "timeout");
             var record = containers.Get(containerId);
             return new CheckpointJob($"container {record.Id}", [new CheckpointTarget(record, location)], CriuDumpOptions.From(config.Checkpoint),
                 limit, callDeadline);

@@ -445,7 +445,7 @@ public sealed class ContainerService(
         StateDirectory.Create(paths.Exec);
         string pidFile = Path.Combine(paths.Exec, $"{record.Id}-{NewId()[..12]}.pid");
         // The CRI's 0 means no limit; a day bounds a forgotten exec.
-        var limit = timeoutSeconds > 0 ? TimeSpan.FromSeconds(timeoutSeconds) : TimeSpan.FromDays(1);
+        var limit = timeoutSeconds > 0 ? RequestTimeout.FromSeconds(timeoutSeconds, "timeout") : TimeSpan.FromDays(1);
         try
         {
             var output = await handlers.Of(record.RuntimeHandler).ExecAsync(record.Id, command, limit, ExecSyncOutputLimit, pidFile, cancellationToken);
