@@ -74,20 +74,6 @@ public class ProcessesTests
         Assert.False(Processes.Kill(process.Id, 0));
         Assert.False(Processes.IsAlive(process.Id));
     }
-
-    [Fact]
-    public void PidFdSignalsTheProcessItPins()
-    {
-        using var process = System.Diagnostics.Process.Start("sleep", "30")!;
-        using var pidFd = Processes.OpenPidFd(process.Id);
-        Assert.True(Processes.SignalPidFd(pidFd, 9));
-        process.WaitForExit();
-        Assert.Equal(137, process.ExitCode);
-        Assert.False(Processes.SignalPidFd(pidFd, 9));
-    }
-
-    [Fact]
-    public void CurrentPidMatchesEnvironment() => Assert.Equal(Environment.ProcessId, Processes.CurrentPid);
 }
 
 public class NetworkNamespacesTests

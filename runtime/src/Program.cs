@@ -1,6 +1,5 @@
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Daemon;
-using CriShim.Runtime.Server;
 
 CommandLine commandLine;
 CriShimConfig config;

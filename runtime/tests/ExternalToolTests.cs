@@ -196,10 +196,9 @@ public class OciRuntimeTests
         var runtime = new OciRuntime(handler, path, root);
         var (version, canCheckpoint) = await runtime.VersionAsync(CancellationToken.None);
         Assert.Contains(handler, version);
-        // Debian 12's crun 1.8.1 is built without libcriu; runc always can.
-        Assert.Equal(handler == "runc", canCheckpoint);
-        Assert.Empty(await runtime.ListAsync(CancellationToken.None));
-        await Assert.ThrowsAsync<OciContainerNotFoundException>(() => runtime.StateAsync("absent", CancellationToken.None));
+        // runc always links CRIU in; whether crun can depends on how the distribution built it.
+        if (handler == "runc") Assert.True(canCheckpoint);
+        await runtime.DeleteAsync("absent", CancellationToken.None);
         Directory.Delete(root, true);
     }
 }

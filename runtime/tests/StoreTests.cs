@@ -29,7 +29,7 @@ public class PodCidrStoreTests
         var reloaded = new PodCidrStore(dir);
         reloaded.Update("");
         Assert.Equal("10.88.0.0/16", reloaded.PodCidr);
-        Assert.Throws<ArgumentException>(() => reloaded.Update("10.88.0.0/99"));
+        Assert.Throws<InvalidRequestException>(() => reloaded.Update("10.88.0.0/99"));
         Assert.Equal("10.88.0.0/16", new PodCidrStore(dir).PodCidr);
         Directory.Delete(dir, true);
     }

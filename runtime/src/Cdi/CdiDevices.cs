@@ -26,19 +26,19 @@ public static class CdiDevices
     }
 
     /// <summary>The edits to apply, spec-level ones once per spec and before its devices'; null when nothing is asked for.</summary>
-    /// <exception cref="ArgumentException">A name is malformed or no spec defines it (all such names are listed).</exception>
+    /// <exception cref="InvalidRequestException">A name is malformed or no spec defines it (all such names are listed).</exception>
     public static List<CdiContainerEdits>? Resolve(ContainerConfig config, IReadOnlyList<string> specDirs)
     {
         var requested = Requested(config);
         if (requested.Count == 0) return null;
         var malformed = requested.Where(name => Split(name) is null).ToList();
-        if (malformed.Count > 0) throw new ArgumentException($"CDI device names must be vendor/class=name: {string.Join(", ", malformed)}");
+        if (malformed.Count > 0) throw new InvalidRequestException($"CDI device names must be vendor/class=name: {string.Join(", ", malformed)}");
         var (devices, problems) = Load(specDirs);
         var unknown = requested.Where(name => !devices.ContainsKey(name)).ToList();
         if (unknown.Count > 0)
         {
             string why = problems.Count == 0 ? "" : $" (spec files skipped: {string.Join("; ", problems.Take(5))})";
-            throw new ArgumentException($"unresolvable CDI devices: {string.Join(", ", unknown)}; none of the specs in {string.Join(", ", specDirs)} defines them{why}");
+            throw new InvalidRequestException($"unresolvable CDI devices: {string.Join(", ", unknown)}; none of the specs in {string.Join(", ", specDirs)} defines them{why}");
         }
         var edits = new List<CdiContainerEdits>();
         var specsApplied = new HashSet<CdiSpec>();
@@ -181,11 +181,11 @@ public static class CdiDevices
             DeviceNode found;
             try
             {
-                found = Devices.Stat(node.HostPath) ?? throw new ArgumentException($"CDI device node {node.HostPath} is not a device node");
+                found = Devices.Stat(node.HostPath) ?? throw new InvalidRequestException($"CDI device node {node.HostPath} is not a device node");
             }
             catch (NativeCallException e)
             {
-                throw new ArgumentException($"CDI device node {node.HostPath}: {e.Message}");
+                throw new InvalidRequestException($"CDI device node {node.HostPath}: {e.Message}");
             }
             (type, major, minor, fileMode) = (found.Type, found.Major, found.Minor, node.FileMode ?? found.FileMode);
         }

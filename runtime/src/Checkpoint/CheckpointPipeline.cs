@@ -8,7 +8,6 @@ using CriShim.Runtime.Daemon;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Runtime.V1;
 
@@ -19,6 +18,24 @@ public sealed record CheckpointResult(string ContainerId, string Location, long 
 
 /// <summary>One container of a checkpoint and the archive it goes to.</summary>
 public sealed record CheckpointTarget(ContainerRecord Record, string Location);
+
+/// <summary>
+/// One checkpoint as a request asks for it, validated: the containers and their archives, the dump
+/// options and the time it may take.
+/// </summary>
+/// <param name="Subject">"container &lt;id&gt;" or "pod &lt;id&gt;", for the log lines.</param>
+/// <param name="CallDeadline">The gRPC deadline (DateTime.MaxValue when the client set none).</param>
+public sealed record CheckpointJob(string Subject, IReadOnlyList<CheckpointTarget> Targets, CriuDumpOptions Options, TimeSpan Limit, DateTime CallDeadline)
+{
+    /// <summary>Checked once the handlers are known to checkpoint, before any lock is taken (the pod must be ready).</summary>
+    public Action? RequireReady { get; init; }
+
+    /// <summary>Runs after the archives are written, within the limit and still under the locks (the pod manifest).</summary>
+    public Action<CheckpointPhase, List<CheckpointResult>, CancellationToken>? Complete { get; init; }
+
+    /// <summary>Runs when the checkpoint fails once the locks are held: leaves the caller's directory as it was given.</summary>
+    public Action? Undo { get; init; }
+}
 
 /// <summary>The CRIU dump options that a request may set (the configuration gives the defaults).</summary>
 public sealed record CriuDumpOptions(bool TcpEstablished, bool ExtUnixSk)
@@ -66,6 +83,39 @@ public sealed class CheckpointPipeline(
     /// </summary>
     public static readonly TimeSpan DumpSafetyLimit = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// The one entry of CheckpointContainer and CheckpointPod: checks that checkpointing is available
+    /// (before the request is even validated, so a node without CRIU answers UNIMPLEMENTED to any
+    /// request), lets <paramref name="prepare"/> validate the request into a job, checks every
+    /// container's handler, then takes every container's lock and checkpoints them as one cut. The locks
+    /// are always released: at the end, or, past the limit, once the frozen window thaws in the background.
+    /// </summary>
+    /// <param name="method">The RPC, named in the UNIMPLEMENTED message.</param>
+    /// <param name="cancellationToken">The call's token: cancelled at the gRPC deadline or when the client goes away.</param>
+    /// <returns>Each container's result (bytes, wall time, frozen time), for the caller's log line.</returns>
+    public async Task<List<CheckpointResult>> RunAsync(string method, Func<CheckpointJob> prepare, CancellationToken cancellationToken)
+    {
+        await EnsureAvailableAsync(method, cancellationToken);
+        var job = prepare();
+        foreach (var target in job.Targets) EnsureHandlerCanCheckpoint(target.Record, method);
+        job.RequireReady?.Invoke();
+        return await WithinLimitAsync(job.Limit, job.CallDeadline, cancellationToken, async (phase, token) =>
+        {
+            var locks = await LockRunningAsync([.. job.Targets.Select(t => t.Record)], phase, token);
+            try
+            {
+                var results = await CheckpointLockedAsync(job.Targets, job.Options, phase, locks, job.Subject, token);
+                job.Complete?.Invoke(phase, results, token);
+                return results;
+            }
+            catch
+            {
+                job.Undo?.Invoke();
+                throw;
+            }
+        });
+    }
+
     /// <param name="method">The RPC, named in the UNIMPLEMENTED message.</param>
     public async Task EnsureAvailableAsync(string method, CancellationToken cancellationToken)
     {
@@ -95,7 +145,7 @@ public sealed class CheckpointPipeline(
     /// </summary>
     /// <param name="callDeadline">The gRPC deadline (DateTime.MaxValue when the client set none).</param>
     /// <param name="cancellationToken">The call's token: cancelled at the gRPC deadline or when the client goes away.</param>
-    public async Task<T> WithinLimitAsync<T>(TimeSpan limit, DateTime callDeadline, CancellationToken cancellationToken,
+    private async Task<T> WithinLimitAsync<T>(TimeSpan limit, DateTime callDeadline, CancellationToken cancellationToken,
         Func<CheckpointPhase, CancellationToken, Task<T>> body)
     {
         var untilDeadline = callDeadline - DateTime.UtcNow;
@@ -122,7 +172,7 @@ public sealed class CheckpointPipeline(
     /// Takes every container's lock, in id order so that two checkpoints sharing containers cannot
     /// deadlock, then requires each to be running. The result releases them all.
     /// </summary>
-    public async Task<IDisposable> LockRunningAsync(IReadOnlyCollection<ContainerRecord> records, CheckpointPhase phase, CancellationToken token)
+    private async Task<IDisposable> LockRunningAsync(IReadOnlyCollection<ContainerRecord> records, CheckpointPhase phase, CancellationToken token)
     {
         var held = new HeldLocks();
         try
@@ -155,11 +205,11 @@ public sealed class CheckpointPipeline(
     /// A target's archive is written to its location only once every container is thawed.
     /// </summary>
     /// <param name="subject">"container &lt;id&gt;" or "pod &lt;id&gt;", for the log lines.</param>
-    public async Task<List<CheckpointResult>> CheckpointLockedAsync(IReadOnlyList<CheckpointTarget> targets, CriuDumpOptions options,
+    private async Task<List<CheckpointResult>> CheckpointLockedAsync(IReadOnlyList<CheckpointTarget> targets, CriuDumpOptions options,
         CheckpointPhase phase, IDisposable locks, string subject, CancellationToken token)
     {
         var total = Stopwatch.StartNew();
-        var captures = targets.Select(t => new Capture(t, RuntimeOf(t.Record), Path.Combine(paths.Checkpoints, $"{t.Record.Id}-{Guid.NewGuid():N}"),
+        var captures = targets.Select(t => new Capture(t, handlers.Of(t.Record.RuntimeHandler), Path.Combine(paths.Checkpoints, $"{t.Record.Id}-{Guid.NewGuid():N}"),
             CheckpointArchive.TempPathFor(t.Location))).ToList();
         var frozen = new Stopwatch();
         Task? frozenWindow = null;
@@ -218,10 +268,6 @@ public sealed class CheckpointPipeline(
 
     /// <summary>.NET puts the errno of an unmapped I/O error in HResult: ENOSPC (28) or EDQUOT (122).</summary>
     private static bool IsOutOfSpace(IOException e) => e.HResult is 28 or 122;
-
-    private OciRuntime RuntimeOf(ContainerRecord record) =>
-        handlers.TryGet(record.RuntimeHandler, out var runtime) ? runtime
-            : throw new InvalidOperationException($"runtime handler \"{record.RuntimeHandler}\" is no longer configured");
 
     /// <summary>The work dir and its in-flight marker (so a restarted daemon can undo the checkpoint), and the spec.</summary>
     private async Task PrepareAsync(Capture capture, CancellationToken token)
@@ -324,7 +370,7 @@ public sealed class CheckpointPipeline(
     /// cgroup v1's freezer can fail to settle while the container forks ("unable to freeze");
     /// the attempt is repeated until it holds or the checkpoint's time runs out.
     /// </summary>
-    private static async Task FreezeAsync(OciRuntime runtime, string containerId, CancellationToken token)
+    private static async Task FreezeAsync(IOciRuntime runtime, string containerId, CancellationToken token)
     {
         for (int attempt = 1; ; attempt++)
         {
@@ -397,11 +443,11 @@ public sealed class CheckpointPipeline(
     }
 
     /// <summary>One container's part of the cut: its runtime, private work dir and the temp file its archive is written to.</summary>
-    private sealed class Capture(CheckpointTarget target, OciRuntime runtime, string workDir, string tempArchive)
+    private sealed class Capture(CheckpointTarget target, IOciRuntime runtime, string workDir, string tempArchive)
     {
         public ContainerRecord Record => target.Record;
         public string Location => target.Location;
-        public OciRuntime Runtime => runtime;
+        public IOciRuntime Runtime => runtime;
         public string WorkDir => workDir;
         public string ImagesDir => Path.Combine(workDir, "checkpoint");
         public string TempArchive => tempArchive;

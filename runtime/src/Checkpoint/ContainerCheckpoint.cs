@@ -1,5 +1,6 @@
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
+using CriShim.Runtime.Exec;
 
 namespace CriShim.Runtime.Checkpoint;
 
@@ -23,32 +24,29 @@ public sealed class ContainerCheckpoint(
     /// <param name="cancellationToken">The call's token: cancelled at the gRPC deadline or when the client goes away.</param>
     public async Task<CheckpointResult> CheckpointAsync(string containerId, string location, long timeoutSeconds, DateTime callDeadline, CancellationToken cancellationToken)
     {
-        await pipeline.EnsureAvailableAsync(Method, cancellationToken);
-        ValidateLocation(location);
-        if (timeoutSeconds < 0) throw new ArgumentException("timeout must not be negative");
-        var limit = TimeSpan.FromSeconds(timeoutSeconds > 0 ? timeoutSeconds : config.Checkpoint.DefaultTimeoutSeconds);
-        var record = containers.Get(containerId);
-        pipeline.EnsureHandlerCanCheckpoint(record, Method);
-
-        return await pipeline.WithinLimitAsync(limit, callDeadline, cancellationToken, async (phase, token) =>
+        var results = await pipeline.RunAsync(Method, () =>
         {
-            var containerLock = await pipeline.LockRunningAsync([record], phase, token);
-            var results = await pipeline.CheckpointLockedAsync([new CheckpointTarget(record, location)], CriuDumpOptions.From(config.Checkpoint),
-                phase, containerLock, $"container {record.Id}", token);
-            var result = results[0];
-            logger.LogInformation("checkpointed container {Id} to {Location}: {Bytes} bytes in {Total:0.000} s, frozen {Frozen:0.000} s",
-                record.Id, location, result.Bytes, result.Total.TotalSeconds, result.Frozen.TotalSeconds);
-            return result;
-        });
+            ValidateLocation(location);
+            if (timeoutSeconds < 0) throw new InvalidRequestException("timeout must not be negative");
+            var limit = RequestTimeout.FromSeconds(timeoutSeconds > 0 ? timeoutSeconds : config.Checkpoint.DefaultTimeoutSeconds, "timeout");
+            var record = containers.Get(containerId);
+            return new CheckpointJob($"container {record.Id}", [new CheckpointTarget(record, location)], CriuDumpOptions.From(config.Checkpoint),
+                limit, callDeadline);
+        }, cancellationToken);
+        var result = results[0];
+        logger.LogInformation("checkpointed container {Id} to {Location}: {Bytes} bytes in {Total:0.000} s, frozen {Frozen:0.000} s",
+            result.ContainerId, location, result.Bytes, result.Total.TotalSeconds, result.Frozen.TotalSeconds);
+        return result;
     }
 
     private static void ValidateLocation(string location)
     {
-        if (string.IsNullOrWhiteSpace(location)) throw new ArgumentException("location must name the archive file to write");
-        if (!Path.IsPathRooted(location)) throw new ArgumentException($"location \"{location}\" must be an absolute path");
+        if (string.IsNullOrWhiteSpace(location)) throw new InvalidRequestException("location must name the archive file to write");
+        if (!Path.IsPathRooted(location)) throw new InvalidRequestException($"location \"{location}\" must be an absolute path");
+        if (location.Contains('\0')) throw new InvalidRequestException("location must not contain a NUL character");
         if (location.EndsWith('/') || Directory.Exists(location))
         {
-            throw new ArgumentException($"location \"{location}\" is a directory; it must name the archive file to write");
+            throw new InvalidRequestException($"location \"{location}\" is a directory; it must name the archive file to write");
         }
     }
 }

@@ -2,7 +2,6 @@ using System.Text.Json;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Pods;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -29,45 +28,41 @@ public sealed class PodCheckpoint(
     /// <param name="callDeadline">The gRPC deadline, which bounds the checkpoint (DateTime.MaxValue when the client set none:
     /// checkpoint.default_timeout_seconds then does).</param>
     /// <param name="cancellationToken">The call's token: cancelled at the gRPC deadline or when the client goes away.</param>
-    public async Task<List<CheckpointResult>> CheckpointAsync(CheckpointPodRequest request, DateTime callDeadline, CancellationToken cancellationToken)
-    {
-        await pipeline.EnsureAvailableAsync(Method, cancellationToken);
-        var plan = PodCheckpointPlan.From(request, CriuDumpOptions.From(config.Checkpoint));
-        var pod = sandboxes.Get(request.PodSandboxId);
-        var records = plan.ContainerIds.Select(containers.Get).ToList();
-        var targets = Targets(pod, records, plan.OutputPath);
-        foreach (var record in records) pipeline.EnsureHandlerCanCheckpoint(record, Method);
-        if (sandboxes.StateOf(pod) != PodSandboxState.SandboxReady)
+    public Task<List<CheckpointResult>> CheckpointAsync(CheckpointPodRequest request, DateTime callDeadline, CancellationToken cancellationToken) =>
+        pipeline.RunAsync(Method, () =>
         {
-            throw new WrongStateException($"pod sandbox {pod.Id} is not ready: only a ready pod can be checkpointed");
-        }
-        var limit = callDeadline == DateTime.MaxValue ? TimeSpan.FromSeconds(config.Checkpoint.DefaultTimeoutSeconds) : callDeadline - DateTime.UtcNow;
-        string manifest = Path.Combine(plan.OutputPath, ManifestName);
-
-        return await pipeline.WithinLimitAsync(limit, callDeadline, cancellationToken, async (phase, token) =>
-        {
-            var locks = await pipeline.LockRunningAsync(records, phase, token);
-            try
+            var plan = PodCheckpointPlan.From(request, CriuDumpOptions.From(config.Checkpoint));
+            var pod = sandboxes.Get(request.PodSandboxId);
+            var targets = Targets(pod, [.. plan.ContainerIds.Select(containers.Get)], plan.OutputPath);
+            string manifest = Path.Combine(plan.OutputPath, ManifestName);
+            var limit = callDeadline == DateTime.MaxValue ? TimeSpan.FromSeconds(config.Checkpoint.DefaultTimeoutSeconds) : callDeadline - DateTime.UtcNow;
+            return new CheckpointJob($"pod {pod.Id}", targets, plan.DumpOptions, limit, callDeadline)
             {
-                var results = await pipeline.CheckpointLockedAsync(targets, plan.DumpOptions, phase, locks, $"pod {pod.Id}", token);
-                phase.Enter($"writing {ManifestName}");
-                AtomicFile.Write(manifest, JsonSerializer.SerializeToUtf8Bytes(Manifest(pod, targets, results), CheckpointJson.Default.PodCheckpointManifest));
-                token.ThrowIfCancellationRequested();
-                var last = results[^1];
-                logger.LogInformation("checkpointed pod {Pod} (containers {Containers}) to {Output}: {Bytes} bytes in {Total:0.000} s, frozen {Frozen:0.000} s",
-                    pod.Id, string.Join(", ", targets.Select(t => $"{t.Record.ConfigMessage.Metadata.Name}={t.Record.Id}")), plan.OutputPath,
-                    results.Sum(r => r.Bytes), last.Total.TotalSeconds, last.Frozen.TotalSeconds);
-                return results;
-            }
-            catch
-            {
+                RequireReady = () =>
+                {
+                    if (sandboxes.StateOf(pod) != PodSandboxState.SandboxReady)
+                    {
+                        throw new WrongStateException($"pod sandbox {pod.Id} is not ready: only a ready pod can be checkpointed");
+                    }
+                },
+                Complete = (phase, results, token) =>
+                {
+                    phase.Enter($"writing {ManifestName}");
+                    AtomicFile.Write(manifest, JsonSerializer.SerializeToUtf8Bytes(Manifest(pod, targets, results), CheckpointJson.Default.PodCheckpointManifest));
+                    token.ThrowIfCancellationRequested();
+                    var last = results[^1];
+                    logger.LogInformation("checkpointed pod {Pod} (containers {Containers}) to {Output}: {Bytes} bytes in {Total:0.000} s, frozen {Frozen:0.000} s",
+                        pod.Id, string.Join(", ", targets.Select(t => $"{t.Record.ConfigMessage.Metadata.Name}={t.Record.Id}")), plan.OutputPath,
+                        results.Sum(r => r.Bytes), last.Total.TotalSeconds, last.Frozen.TotalSeconds);
+                },
                 // The caller's directory is left as it was given: empty.
-                foreach (var target in targets) File.Delete(target.Location);
-                File.Delete(manifest);
-                throw;
-            }
-        });
-    }
+                Undo = () =>
+                {
+                    foreach (var target in targets) File.Delete(target.Location);
+                    File.Delete(manifest);
+                },
+            };
+        }, cancellationToken);
 
     /// <summary>Each container's archive location; a container of another pod, or named twice, is refused.</summary>
     private static List<CheckpointTarget> Targets(PodSandboxRecord pod, List<ContainerRecord> records, string outputPath)
@@ -77,16 +72,16 @@ public sealed class PodCheckpoint(
         {
             if (record.PodId != pod.Id)
             {
-                throw new ArgumentException($"container {record.Id} belongs to pod sandbox {record.PodId}, not to {pod.Id}");
+                throw new InvalidRequestException($"container {record.Id} belongs to pod sandbox {record.PodId}, not to {pod.Id}");
             }
             if (targets.FirstOrDefault(t => t.Record.Id == record.Id) is not null)
             {
-                throw new ArgumentException($"container_ids names container {record.Id} more than once");
+                throw new InvalidRequestException($"container_ids names container {record.Id} more than once");
             }
             string location = Path.Combine(outputPath, PodCheckpointPlan.ArchiveName(record.ConfigMessage.Metadata.Name));
             if (targets.FirstOrDefault(t => t.Location == location) is { } sameName)
             {
-                throw new ArgumentException($"containers {sameName.Record.Id} and {record.Id} share the name \"{record.ConfigMessage.Metadata.Name}\"");
+                throw new InvalidRequestException($"containers {sameName.Record.Id} and {record.Id} share the name \"{record.ConfigMessage.Metadata.Name}\"");
             }
             targets.Add(new CheckpointTarget(record, location));
         }

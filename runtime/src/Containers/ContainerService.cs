@@ -9,7 +9,6 @@ using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Pods;
 using CriShim.Runtime.Restore;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -21,7 +20,7 @@ public sealed class ContainerService(
     CriShimConfig config,
     StatePaths paths,
     RuntimeHandlers handlers,
-    Conmon conmon,
+    IContainerMonitor monitor,
     RecordStore<PodSandboxRecord> pods,
     PodLocks podLocks,
     RecordStore<ContainerRecord> containers,
@@ -47,9 +46,6 @@ public sealed class ContainerService(
 
     public IEnumerable<ContainerRecord> OfPod(string podId) => containers.All.Where(c => c.PodId == podId);
 
-    private OciRuntime RuntimeOf(string handler) =>
-        handlers.TryGet(handler, out var runtime) ? runtime : throw new InvalidOperationException($"runtime handler \"{handler}\" is no longer configured");
-
     /// <summary>Finds a container by id or unique prefix, with its exit noticed.</summary>
     public ContainerRecord Get(string id)
     {
@@ -64,12 +60,12 @@ public sealed class ContainerService(
     /// <param name="restore">When set, the container is created from a checkpoint and restored by StartContainer.</param>
     public async Task<string> CreateAsync(string podId, ContainerConfig containerConfig, RestoreSource? restore, CancellationToken cancellationToken)
     {
-        if (containerConfig.Metadata is not { Name.Length: > 0 }) throw new ArgumentException("container metadata.name must be set");
-        if (containerConfig.Image is not { Image.Length: > 0 }) throw new ArgumentException("container image must be set");
+        if (containerConfig.Metadata is not { Name.Length: > 0 }) throw new InvalidRequestException("container metadata.name must be set");
+        if (containerConfig.Image is not { Image.Length: > 0 }) throw new InvalidRequestException("container image must be set");
         if (containerConfig.Linux?.SecurityContext is { RunAsGroup: not null, RunAsUser: null, RunAsUsername.Length: 0 })
         {
             // As containerd: a group alone would silently pair with the image's user.
-            throw new ArgumentException("run_as_group is set without run_as_user or run_as_username");
+            throw new InvalidRequestException("run_as_group is set without run_as_user or run_as_username");
         }
         var pod = pods.Resolve(podId) ?? throw new NotFoundException($"pod sandbox \"{podId}\" not found");
         // Held until the container exists, so RemovePodSandbox cannot slip in between and orphan it.
@@ -84,7 +80,7 @@ public sealed class ContainerService(
         foreach (var mount in containerConfig.Mounts.Where(ImageVolumes.IsImageVolume)) volumeImages[mount] = imageVolumes.ImageOf(mount);
         if (!handlers.TryGet(pod.RuntimeHandler, out var runtime))
         {
-            throw new ArgumentException($"runtime handler \"{pod.RuntimeHandler}\" is not configured");
+            throw new InvalidRequestException($"runtime handler \"{pod.RuntimeHandler}\" is not configured");
         }
 
         string id = NewId();
@@ -149,7 +145,7 @@ public sealed class ContainerService(
     {
         if (Path.IsPathRooted(logPath) || logPath.Contains('\0') || logPath.Split('/').Contains(".."))
         {
-            throw new ArgumentException($"log_path \"{logPath}\" must be a relative path inside the pod's log directory, without \"..\"");
+            throw new InvalidRequestException($"log_path \"{logPath}\" must be a relative path inside the pod's log directory, without \"..\"");
         }
         return Path.Combine(logDirectory, logPath);
     }
@@ -166,7 +162,7 @@ public sealed class ContainerService(
     }
 
     private async Task CreateInRuntimeAsync(ContainerRecord record, PodSandboxRecord pod, StoredImage image,
-        Dictionary<Mount, StoredImage> volumeImages, OciRuntime runtime, RestoreSource? restore, CancellationToken cancellationToken)
+        Dictionary<Mount, StoredImage> volumeImages, IOciRuntime runtime, RestoreSource? restore, CancellationToken cancellationToken)
     {
         var containerConfig = record.ConfigMessage;
         var userNamespace = PodUserNamespace.Of(pod.ConfigMessage);
@@ -201,16 +197,16 @@ public sealed class ContainerService(
             logger.LogInformation("created container {Id} ({Name}) in pod {Pod} from checkpoint {Archive}", record.Id, metadata.Name, pod.Id, record.Restore.Archive);
             return;
         }
-        record.Pid = await conmon.CreateAsync(Launch(record, runtime), cancellationToken);
+        record.Pid = await monitor.CreateAsync(Launch(record, runtime), cancellationToken);
         record.Init = ProcessIdentity.Of(record.Pid)
             ?? throw new ContainerCreateException($"the process of container {record.Id} ended before it was started");
-        record.Monitor = Conmon.MonitorOf(bundle)
+        record.Monitor = monitor.MonitorOf(bundle)
             ?? throw new ContainerCreateException($"conmon of container {record.Id} exited right after creating it");
         containers.Save(record);
         logger.LogInformation("created container {Id} ({Name}) in pod {Pod}", record.Id, metadata.Name, pod.Id);
     }
 
-    private ConmonLaunch Launch(ContainerRecord record, OciRuntime runtime)
+    private ConmonLaunch Launch(ContainerRecord record, IOciRuntime runtime)
     {
         var containerConfig = record.ConfigMessage;
         var metadata = containerConfig.Metadata;
@@ -227,11 +223,11 @@ public sealed class ContainerService(
     private async Task RestoreAsync(ContainerRecord record, ContainerRestoreState restore)
     {
         var clock = Stopwatch.StartNew();
-        var runtime = RuntimeOf(record.RuntimeHandler);
+        var runtime = handlers.Of(record.RuntimeHandler);
         string bundle = BundleDir(record.Id);
         try
         {
-            record.Pid = await conmon.CreateAsync(Launch(record, runtime) with
+            record.Pid = await monitor.CreateAsync(Launch(record, runtime) with
             {
                 RestoreImagesDir = restore.ImagesDir,
                 RuntimeOptions = ["--file-locks", .. CriuDumpOptions.From(config.Checkpoint).Arguments()],
@@ -249,7 +245,7 @@ public sealed class ContainerService(
         }
         // A restored process may end at once: its exit file then tells.
         record.Init = ProcessIdentity.Of(record.Pid);
-        record.Monitor = Conmon.MonitorOf(bundle);
+        record.Monitor = monitor.MonitorOf(bundle);
         record.Restore = restore with { RestoredAtNanos = NowNanos() };
         logger.LogInformation("restored container {Id} from {Archive} (checkpointed container {Original}) in {Elapsed:0.000} s",
             record.Id, restore.Archive, restore.CheckpointedContainerId, clock.Elapsed.TotalSeconds);
@@ -259,11 +255,11 @@ public sealed class ContainerService(
     private int TargetContainerPid(NamespaceOption? namespaces, PodSandboxRecord pod)
     {
         if (namespaces is not { Pid: NamespaceMode.Target }) return 0;
-        if (namespaces.TargetId.Length == 0) throw new ArgumentException("pid namespace mode TARGET needs target_id");
+        if (namespaces.TargetId.Length == 0) throw new InvalidRequestException("pid namespace mode TARGET needs target_id");
         var target = Get(namespaces.TargetId);
         if (target.PodId != pod.Id)
         {
-            throw new ArgumentException($"target container {target.Id} is not in pod {pod.Id}");
+            throw new InvalidRequestException($"target container {target.Id} is not in pod {pod.Id}");
         }
         if (target.State != ContainerState.ContainerRunning || target.Pid <= 0)
         {
@@ -284,7 +280,7 @@ public sealed class ContainerService(
         try
         {
             if (record.Restore is { } restore) await RestoreAsync(record, restore);
-            else await RuntimeOf(record.RuntimeHandler).StartAsync(record.Id, CancellationToken.None);
+            else await handlers.Of(record.RuntimeHandler).StartAsync(record.Id, CancellationToken.None);
         }
         catch (ExternalCommandException e)
         {
@@ -335,7 +331,7 @@ public sealed class ContainerService(
     {
         Refresh(record);
         if (record.State == ContainerState.ContainerExited) return;
-        var runtime = RuntimeOf(record.RuntimeHandler);
+        var runtime = handlers.Of(record.RuntimeHandler);
         if (record.State == ContainerState.ContainerCreated)
         {
             // Never started: there is no user process to be gentle with.
@@ -391,8 +387,7 @@ public sealed class ContainerService(
         }
         await rootfs.RemoveAsync(record.Id, cancellationToken);
         imageVolumes.RemoveAll(ImageVolumesDir(record.Id));
-        File.Delete(Conmon.ExitFile(paths.ExitDir, record.Id));
-        Conmon.RemoveSockets(paths.ConmonSockets, record.Id);
+        monitor.Forget(record.Id);
         containers.Delete(record.Id);
         logger.LogInformation("removed container {Id}", record.Id);
     }
@@ -418,14 +413,9 @@ public sealed class ContainerService(
 
     private bool NoticeExitFile(ContainerRecord record)
     {
-        string exitFile = Conmon.ExitFile(paths.ExitDir, record.Id);
-        if (!File.Exists(exitFile)) return false;
-        string text = File.ReadAllText(exitFile).Trim();
-        if (text.Length == 0) return false;
-        int exitCode = int.TryParse(text, out int code) ? code : 255;
-        bool oomKilled = File.Exists(Conmon.OomFile(BundleDir(record.Id)));
-        string reason = oomKilled ? "OOMKilled" : exitCode == 0 ? "Completed" : "Error";
-        MarkExited(record, exitCode, reason, "", File.GetLastWriteTimeUtc(exitFile));
+        if (monitor.ExitOf(record.Id, BundleDir(record.Id)) is not { } exit) return false;
+        string reason = exit.OomKilled ? "OOMKilled" : exit.ExitCode == 0 ? "Completed" : "Error";
+        MarkExited(record, exit.ExitCode, reason, "", exit.AtUtc);
         return true;
     }
 
@@ -526,10 +516,10 @@ public sealed class ContainerService(
         StateDirectory.Create(paths.Exec);
         string pidFile = Path.Combine(paths.Exec, $"{record.Id}-{NewId()[..12]}.pid");
         // The CRI's 0 means no limit; a day bounds a forgotten exec.
-        var limit = timeoutSeconds > 0 ? TimeSpan.FromSeconds(timeoutSeconds) : TimeSpan.FromDays(1);
+        var limit = timeoutSeconds > 0 ? RequestTimeout.FromSeconds(timeoutSeconds, "timeout") : TimeSpan.FromDays(1);
         try
         {
-            var output = await RuntimeOf(record.RuntimeHandler).ExecAsync(record.Id, command, limit, ExecSyncOutputLimit, pidFile, cancellationToken);
+            var output = await handlers.Of(record.RuntimeHandler).ExecAsync(record.Id, command, limit, ExecSyncOutputLimit, pidFile, cancellationToken);
             // The buffers are the command's alone and not written again: wrapped, not copied.
             return new ExecSyncResponse
             {
@@ -554,7 +544,7 @@ public sealed class ContainerService(
             throw new WrongStateException($"container {record.Id} has exited; its resources cannot change");
         }
         string json = ContainerSpecBuilder.UpdatableResources(resources).ToJsonString();
-        await RuntimeOf(record.RuntimeHandler).UpdateResourcesAsync(record.Id, json, cancellationToken);
+        await handlers.Of(record.RuntimeHandler).UpdateResourcesAsync(record.Id, json, cancellationToken);
         record.Resources = resources.ToByteArray();
         containers.Save(record);
     }
@@ -566,7 +556,7 @@ public sealed class ContainerService(
         {
             throw new WrongStateException($"container {record.Id} is {Describe(record.State)}, not running");
         }
-        await Conmon.ReopenLogAsync(BundleDir(record.Id), record.LogPath, cancellationToken);
+        await monitor.ReopenLogAsync(BundleDir(record.Id), record.LogPath, cancellationToken);
     }
 
     /// <summary>For StopPodSandbox: every container of the pod, killed at once.</summary>

@@ -20,7 +20,7 @@ public static class ContainerServiceRegistration
         // conmon writes exit files here; clean-up paths expect the dir to exist before any container ran.
         StateDirectory.Create(paths.ExitDir);
         services.AddSingleton(paths);
-        services.AddSingleton(new Conmon(config.Runtime.Conmon));
+        services.AddSingleton<IContainerMonitor>(new Conmon(config.Runtime.Conmon, paths.ExitDir, paths.ConmonSockets));
         services.AddSingleton(sp => new RecordStore<PodSandboxRecord>(paths.Pods, PodSandboxRecordJson.Default.PodSandboxRecord,
             sp.GetRequiredService<ILogger<PodSandboxService>>()));
         services.AddSingleton(sp => new RecordStore<ContainerRecord>(paths.Containers, ContainerRecordJson.Default.ContainerRecord,

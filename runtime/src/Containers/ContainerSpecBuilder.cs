@@ -87,7 +87,7 @@ public static partial class ContainerSpecBuilder
         var args = config.Command.Count > 0
             ? [.. config.Command, .. config.Args]
             : new List<string>([.. image.Entrypoint, .. (config.Args.Count > 0 ? config.Args : image.Cmd)]);
-        return args.Count > 0 ? args : throw new ArgumentException("no command specified: the container config and the image give neither command nor args");
+        return args.Count > 0 ? args : throw new InvalidRequestException("no command specified: the container config and the image give neither command nor args");
     }
 
     public static List<string> Environment(ContainerConfig config, ImageRuntimeConfig image, string home)
@@ -168,7 +168,7 @@ public static partial class ContainerSpecBuilder
             var toAdd = add.Equals("ALL", StringComparison.OrdinalIgnoreCase) ? SpecDefaults.AllCapabilities : [Normalize(add)];
             foreach (string capability in toAdd)
             {
-                if (!SpecDefaults.KnownCapabilities.Contains(capability)) throw new ArgumentException($"unknown capability \"{add}\"");
+                if (!SpecDefaults.KnownCapabilities.Contains(capability)) throw new InvalidRequestException($"unknown capability \"{add}\"");
                 if (!set.Contains(capability)) set.Add(capability);
             }
         }
@@ -205,17 +205,17 @@ public static partial class ContainerSpecBuilder
     {
         if (resources.MemoryLimitInBytes < 0 || resources.MemorySwapLimitInBytes < 0 || resources.CpuShares < 0 || resources.CpuPeriod < 0)
         {
-            throw new ArgumentException("memory_limit_in_bytes, memory_swap_limit_in_bytes, cpu_shares and cpu_period must not be negative");
+            throw new InvalidRequestException("memory_limit_in_bytes, memory_swap_limit_in_bytes, cpu_shares and cpu_period must not be negative");
         }
         // The kernel's limits (CFS bandwidth: period 1 ms to 1 s, quota at least 1 ms or -1 for none),
         // checked here so a bad value is the caller's error, not the runtime's failure.
         if (resources.CpuPeriod is > 0 and (< 1_000 or > 1_000_000))
         {
-            throw new ArgumentException($"cpu_period {resources.CpuPeriod} must be between 1000 and 1000000 microseconds");
+            throw new InvalidRequestException($"cpu_period {resources.CpuPeriod} must be between 1000 and 1000000 microseconds");
         }
         if (resources.CpuQuota is < -1 or (> 0 and < 1_000))
         {
-            throw new ArgumentException($"cpu_quota {resources.CpuQuota} must be -1, 0 or at least 1000 microseconds");
+            throw new InvalidRequestException($"cpu_quota {resources.CpuQuota} must be -1, 0 or at least 1000 microseconds");
         }
         ValidateCpuList(resources.CpusetCpus, "cpuset_cpus");
         ValidateCpuList(resources.CpusetMems, "cpuset_mems");
@@ -250,7 +250,7 @@ public static partial class ContainerSpecBuilder
     {
         if (list.Length > 0 && !CpuListPattern().IsMatch(list))
         {
-            throw new ArgumentException($"{field} \"{list}\" is not a list of numbers and ranges such as 0-3,8");
+            throw new InvalidRequestException($"{field} \"{list}\" is not a list of numbers and ranges such as 0-3,8");
         }
     }
 
@@ -270,21 +270,21 @@ public static partial class ContainerSpecBuilder
         {
             if (!Path.IsPathRooted(device.HostPath) || !Path.IsPathRooted(device.ContainerPath))
             {
-                throw new ArgumentException($"device paths must be absolute: host \"{device.HostPath}\", container \"{device.ContainerPath}\"");
+                throw new InvalidRequestException($"device paths must be absolute: host \"{device.HostPath}\", container \"{device.ContainerPath}\"");
             }
             DeviceNode node;
             try
             {
-                node = Devices.Stat(device.HostPath) ?? throw new ArgumentException($"{device.HostPath} is not a device node");
+                node = Devices.Stat(device.HostPath) ?? throw new InvalidRequestException($"{device.HostPath} is not a device node");
             }
             catch (NativeCallException e)
             {
-                throw new ArgumentException($"device {device.HostPath}: {e.Message}");
+                throw new InvalidRequestException($"device {device.HostPath}: {e.Message}");
             }
             string access = device.Permissions.Length > 0 ? device.Permissions : "rwm";
             if (access.Any(c => c is not ('r' or 'w' or 'm')))
             {
-                throw new ArgumentException($"device {device.HostPath}: permissions \"{device.Permissions}\" must use only r, w and m");
+                throw new InvalidRequestException($"device {device.HostPath}: permissions \"{device.Permissions}\" must use only r, w and m");
             }
             devices.Add((JsonNode)new JsonObject
             {
@@ -318,7 +318,7 @@ public static partial class ContainerSpecBuilder
             if (ImageVolumes.IsImageVolume(mount))
             {
                 // The image's files as the kubelet asks for them (KEP-4639): read-only and private, yet executable.
-                // Not idmapped: in a user-namespaced pod the image's files keep their host owners (root shows as nobody).
+                // In a user-namespaced pod ImageVolumes mounts it through the pod's id map, as the rootfs; no idmap option here.
                 string source = input.ImageVolumeSources?.GetValueOrDefault(mount)
                     ?? throw new InvalidOperationException($"mount {destination}: image volume {mount.Image.Image} was not mounted");
                 requested[destination] = SpecDefaults.BindMount(destination, source, readOnly: true);
@@ -329,19 +329,19 @@ public static partial class ContainerSpecBuilder
             if (mount.RecursiveReadOnly)
             {
                 // The kubelet's rules: rro needs ro and private propagation, and a runtime that knows "rro".
-                if (!mount.Readonly) throw new ArgumentException($"mount {destination}: recursive_read_only needs readonly");
+                if (!mount.Readonly) throw new InvalidRequestException($"mount {destination}: recursive_read_only needs readonly");
                 if (mount.Propagation != MountPropagation.PropagationPrivate)
                 {
-                    throw new ArgumentException($"mount {destination}: recursive_read_only needs private propagation, not {mount.Propagation}");
+                    throw new InvalidRequestException($"mount {destination}: recursive_read_only needs private propagation, not {mount.Propagation}");
                 }
                 if (!input.RuntimeHasRecursiveReadOnlyMounts)
                 {
-                    throw new ArgumentException($"mount {destination}: runtime handler \"{input.Pod.RuntimeHandler}\" does not support recursive read-only mounts");
+                    throw new InvalidRequestException($"mount {destination}: runtime handler \"{input.Pod.RuntimeHandler}\" does not support recursive read-only mounts");
                 }
             }
-            if (!Path.IsPathRooted(mount.HostPath) || mount.HostPath.Split('/').Contains(".."))
+            if (!Path.IsPathRooted(mount.HostPath) || mount.HostPath.Split('/').Contains("..") || mount.HostPath.Contains('\0'))
             {
-                throw new ArgumentException($"mount {destination}: host path \"{mount.HostPath}\" must be absolute and must not contain \"..\"");
+                throw new InvalidRequestException($"mount {destination}: host path \"{mount.HostPath}\" must be absolute and must not contain \"..\" or a NUL character");
             }
             if (!Path.Exists(mount.HostPath)) Directory.CreateDirectory(mount.HostPath);
             string propagation = mount.Propagation switch
@@ -397,11 +397,11 @@ public static partial class ContainerSpecBuilder
         string destination = bindMount["destination"]!.GetValue<string>();
         if (!input.RuntimeHasIdMappedMounts)
         {
-            throw new ArgumentException($"mount {destination}: runtime handler \"{input.Pod.RuntimeHandler}\" does not support idmapped mounts");
+            throw new InvalidRequestException($"mount {destination}: runtime handler \"{input.Pod.RuntimeHandler}\" does not support idmapped mounts");
         }
         if (mount.UidMappings.Count == 0 || mount.GidMappings.Count == 0)
         {
-            throw new ArgumentException($"mount {destination}: an idmapped mount needs both uid and gid mappings");
+            throw new InvalidRequestException($"mount {destination}: an idmapped mount needs both uid and gid mappings");
         }
         bindMount["options"]!.AsArray().Add((JsonNode)"idmap");
         bindMount["uidMappings"] = PodUserNamespace.SpecMappings(mount.UidMappings);
@@ -412,7 +412,7 @@ public static partial class ContainerSpecBuilder
     {
         if (!path.StartsWith('/') || path.Split('/').Contains(".."))
         {
-            throw new ArgumentException($"container path \"{path}\" must be absolute and must not contain \"..\"");
+            throw new InvalidRequestException($"container path \"{path}\" must be absolute and must not contain \"..\"");
         }
         return path.Length > 1 ? path.TrimEnd('/') : path;
     }
@@ -436,16 +436,17 @@ public static partial class ContainerSpecBuilder
     /// <summary>The profile the CRI names: read bounded, and never blocking on a FIFO or device given in its place.</summary>
     internal static JsonObject LocalhostProfile(string path)
     {
-        if (!Path.IsPathRooted(path)) throw new ArgumentException($"seccomp localhost profile \"{path}\" must be an absolute path");
+        if (!Path.IsPathRooted(path)) throw new InvalidRequestException($"seccomp localhost profile \"{path}\" must be an absolute path");
+        if (path.Contains('\0')) throw new InvalidRequestException("seccomp localhost profile must not contain a NUL character");
         byte[] content = BoundedFile.ReadInRoot("/", path, SeccompProfileLimit, $"seccomp localhost profile {path}")
-            ?? throw new ArgumentException($"seccomp localhost profile {path} does not exist");
+            ?? throw new InvalidRequestException($"seccomp localhost profile {path} does not exist");
         try
         {
-            return JsonNode.Parse(content) as JsonObject ?? throw new ArgumentException($"seccomp profile {path} is not a JSON object");
+            return JsonNode.Parse(content) as JsonObject ?? throw new InvalidRequestException($"seccomp profile {path} is not a JSON object");
         }
         catch (System.Text.Json.JsonException e)
         {
-            throw new ArgumentException($"seccomp profile {path} is not valid JSON: {e.Message}");
+            throw new InvalidRequestException($"seccomp profile {path} is not valid JSON: {e.Message}");
         }
     }
 

@@ -55,7 +55,7 @@ public static class ContainerUserResolver
         else
         {
             entry = passwd.FirstOrDefault(p => p.Name == userPart)
-                ?? throw new ArgumentException($"user \"{userPart}\" is not in the image's /etc/passwd");
+                ?? throw new InvalidRequestException($"user \"{userPart}\" is not in the image's /etc/passwd");
             uid = entry.Uid;
         }
 
@@ -65,7 +65,7 @@ public static class ContainerUserResolver
             gid = long.TryParse(groupPart, out long numeric)
                 ? numeric
                 : groups.FirstOrDefault(g => g.Name == groupPart)?.Gid
-                  ?? throw new ArgumentException($"group \"{groupPart}\" is not in the image's /etc/group");
+                  ?? throw new InvalidRequestException($"group \"{groupPart}\" is not in the image's /etc/group");
         }
         if (runAsGroup is not null) gid = runAsGroup.Value;
 

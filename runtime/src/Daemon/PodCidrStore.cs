@@ -39,7 +39,7 @@ public sealed class PodCidrStore
         if (podCidr.Length == 0) return;
         if (!System.Net.IPNetwork.TryParse(podCidr, out _))
         {
-            throw new ArgumentException($"pod_cidr \"{podCidr}\" is not a CIDR such as 10.88.0.0/16");
+            throw new InvalidRequestException($"pod_cidr \"{podCidr}\" is not a CIDR such as 10.88.0.0/16");
         }
         lock (_gate)
         {

@@ -22,6 +22,7 @@ public sealed class ContainerExitWatcher(
     RecordStore<PodSandboxRecord> podRecords,
     ContainerService containers,
     PodSandboxService sandboxes,
+    IContainerMonitor monitor,
     ContainerEventBus bus,
     IHostApplicationLifetime lifetime,
     ILogger<ContainerExitWatcher> logger) : BackgroundService
@@ -90,7 +91,7 @@ public sealed class ContainerExitWatcher(
         foreach (var record in containerRecords.All.ToList())
         {
             if (record.State == ContainerState.ContainerExited ||
-                !(File.Exists(Conmon.ExitFile(paths.ExitDir, record.Id)) || ContainerService.IsUnmonitored(record))) continue;
+                !(monitor.HasExitRecord(record.Id) || ContainerService.IsUnmonitored(record))) continue;
             // Under the container's lock, so a start still under way reports STARTED before this STOPPED.
             await WithinLockWaitAsync(async limit =>
             {
@@ -100,7 +101,7 @@ public sealed class ContainerExitWatcher(
         }
         foreach (var pod in podRecords.All.ToList())
         {
-            if (!pod.Ready || (!File.Exists(Conmon.ExitFile(paths.ExitDir, pod.Id)) && pod.IsInfraAlive())) continue;
+            if (!pod.Ready || (!monitor.HasExitRecord(pod.Id) && pod.IsInfraAlive())) continue;
             await WithinLockWaitAsync(limit => sandboxes.NoticeInfraExitAsync(pod.Id, limit), cancellationToken);
         }
     }

@@ -22,7 +22,7 @@ public sealed class ImageCatalog(
     /// <summary>ImageStatus(verbose)'s info["info"]: ids, digests, layers and the image config itself, as containerd gives.</summary>
     public string VerboseInfo(StoredImage image)
     {
-        var record = images.Record(image.Id) ?? throw new Server.NotFoundException($"image {image.Id} was removed");
+        var record = images.Record(image.Id) ?? throw new NotFoundException($"image {image.Id} was removed");
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))
         {

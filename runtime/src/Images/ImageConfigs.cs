@@ -82,7 +82,7 @@ public static class ImageConfigs
         if (candidates.Count == 0)
         {
             string offered = string.Join(", ", (index.Manifests ?? []).Select(m => m.Platform is { } p ? $"{p.Os}/{p.Architecture}{(p.Variant is null ? "" : "/" + p.Variant)}" : "unknown").Distinct());
-            throw new Server.NotFoundException($"image {reference} has no manifest for linux/{architecture}; it offers: {(offered.Length == 0 ? "nothing" : offered)}");
+            throw new NotFoundException($"image {reference} has no manifest for linux/{architecture}; it offers: {(offered.Length == 0 ? "nothing" : offered)}");
         }
         return candidates[0];
     }

@@ -1,6 +1,5 @@
 using System.IO.Compression;
 using CriShim.Runtime.Config;
-using CriShim.Runtime.Server;
 using ZstdSharp;
 
 namespace CriShim.Runtime.Images;

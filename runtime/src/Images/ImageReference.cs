@@ -26,9 +26,9 @@ public sealed partial record ImageReference(string Registry, string Repository, 
     public override string ToString() =>
         Name + (Tag is null ? "" : ":" + Tag) + (Digest is null ? "" : "@" + Digest);
 
-    /// <summary>Parses and normalizes; throws ArgumentException (InvalidArgument) naming the reference.</summary>
+    /// <summary>Parses and normalizes; throws InvalidRequestException naming the reference.</summary>
     public static ImageReference Parse(string reference) =>
-        TryParse(reference, out var parsed, out string? error) ? parsed : throw new ArgumentException($"invalid image reference \"{reference}\": {error}");
+        TryParse(reference, out var parsed, out string? error) ? parsed : throw new InvalidRequestException($"invalid image reference \"{reference}\": {error}");
 
     public static bool TryParse(string reference, out ImageReference parsed, out string? error)
     {

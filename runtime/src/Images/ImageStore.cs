@@ -93,7 +93,7 @@ public sealed partial class ImageStore : IImageLookup
             }
             if (isInUse(record.Id))
             {
-                throw new CriShim.Runtime.Server.WrongStateException($"image \"{reference}\" ({record.Id}) is used by a container; remove the container first");
+                throw new WrongStateException($"image \"{reference}\" ({record.Id}) is used by a container; remove the container first");
             }
             _records.Remove(record);
             _configs.Remove(record.Id);
@@ -103,7 +103,7 @@ public sealed partial class ImageStore : IImageLookup
     }
 
     /// <summary>The layers a root filesystem of the image stacks, bottom first; null for an unknown image.</summary>
-    /// <exception cref="ArgumentException">The image is a checkpoint, whose archive is restored, not mounted.</exception>
+    /// <exception cref="InvalidRequestException">The image is a checkpoint, whose archive is restored, not mounted.</exception>
     public IReadOnlyList<string>? DiffIdsOf(string imageId)
     {
         lock (_gate)
@@ -111,7 +111,7 @@ public sealed partial class ImageStore : IImageLookup
             var record = _records.Find(r => r.Id == imageId);
             if (record?.Checkpoint is { } checkpoint)
             {
-                throw new ArgumentException(
+                throw new InvalidRequestException(
                     $"image {imageId} is a checkpoint of container \"{checkpoint.ContainerName}\", not a root filesystem: it can only be restored");
             }
             return record?.DiffIds;

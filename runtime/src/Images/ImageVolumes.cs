@@ -1,5 +1,4 @@
 using CriShim.NativeInterop;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Runtime.V1;
 
@@ -22,8 +21,8 @@ public sealed class ImageVolumes(ImageStore images, LayerStore layers, ILogger<I
     {
         string name = mount.Image.Image;
         // The kubelet sends image volumes read-only and without a host path; containerd refuses anything else.
-        if (!mount.Readonly) throw new ArgumentException($"image volume {mount.ContainerPath} ({name}) must be readonly");
-        if (mount.HostPath.Length > 0) throw new ArgumentException($"image volume {mount.ContainerPath} ({name}) must not have a host_path");
+        if (!mount.Readonly) throw new InvalidRequestException($"image volume {mount.ContainerPath} ({name}) must be readonly");
+        if (mount.HostPath.Length > 0) throw new InvalidRequestException($"image volume {mount.ContainerPath} ({name}) must not have a host_path");
         CheckSubPath(mount.ImageSubPath);
         return images.Find(name) ?? throw new NotFoundException($"image \"{name}\" of the image volume at {mount.ContainerPath} not found: pull it first");
     }
@@ -33,7 +32,7 @@ public sealed class ImageVolumes(ImageStore images, LayerStore layers, ILogger<I
     {
         if (subPath.StartsWith('/') || subPath.Contains('\0') || subPath.Split('/').Contains(".."))
         {
-            throw new ArgumentException($"image_sub_path \"{subPath}\" must be a relative path without \"..\"");
+            throw new InvalidRequestException($"image_sub_path \"{subPath}\" must be a relative path without \"..\"");
         }
     }
 
@@ -88,7 +87,7 @@ public sealed class ImageVolumes(ImageStore images, LayerStore layers, ILogger<I
         }
         catch (NativeCallException e)
         {
-            throw new ArgumentException($"image_sub_path \"{subPath}\" is not a directory in the image ({e.Message})");
+            throw new InvalidRequestException($"image_sub_path \"{subPath}\" is not a directory in the image ({e.Message})");
         }
     }
 

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text.Json;
 using CriShim.NativeInterop;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Microsoft.Win32.SafeHandles;
 

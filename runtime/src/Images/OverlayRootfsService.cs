@@ -1,7 +1,6 @@
 using System.Text.RegularExpressions;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Diagnostics;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 
 namespace CriShim.Runtime.Images;
@@ -160,7 +159,7 @@ public sealed partial class OverlayRootfsService(string stateRoot, ImageStore im
     private string ContainerDirectory(string containerId) =>
         ContainerIdPattern().IsMatch(containerId)
             ? Path.Combine(Root, containerId)
-            : throw new ArgumentException($"container id \"{containerId}\" is not a valid directory name");
+            : throw new InvalidRequestException($"container id \"{containerId}\" is not a valid directory name");
 
     private static IEnumerable<FileSystemInfo> Walk(string directory) =>
         Directory.Exists(directory)

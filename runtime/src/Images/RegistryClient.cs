@@ -5,7 +5,6 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using CriShim.Runtime.Exec;
-using CriShim.Runtime.Server;
 
 namespace CriShim.Runtime.Images;
 

@@ -35,16 +35,16 @@ public sealed record RegistryCredentials(string? Username, string? Password, str
             }
             catch (FormatException)
             {
-                throw new ArgumentException("auth.auth is not valid base64");
+                throw new InvalidRequestException("auth.auth is not valid base64");
             }
             int colon = decoded.IndexOf(':');
-            if (colon < 0) throw new ArgumentException("auth.auth does not decode to user:password");
+            if (colon < 0) throw new InvalidRequestException("auth.auth does not decode to user:password");
             (username, password) = (decoded[..colon], decoded[(colon + 1)..]);
         }
         // The token travels as is in the Authorization header, which takes only visible ASCII.
         if (!auth.RegistryToken.All(c => c is > ' ' and < '\u007f'))
         {
-            throw new ArgumentException("auth.registry_token must be a bearer token of visible ASCII characters");
+            throw new InvalidRequestException("auth.registry_token must be a bearer token of visible ASCII characters");
         }
         return new RegistryCredentials(NullIfEmpty(username), NullIfEmpty(password), NullIfEmpty(auth.IdentityToken), NullIfEmpty(auth.RegistryToken))
         {

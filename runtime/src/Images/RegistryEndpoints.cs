@@ -28,7 +28,7 @@ public sealed class RegistryEndpoints(RegistriesConfig config)
         string withScheme = endpoint.Contains("://") ? endpoint : $"{(IsPlainHttp(endpoint) ? "http" : "https")}://{endpoint}";
         if (!Uri.TryCreate(withScheme.TrimEnd('/') + "/", UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
         {
-            throw new ArgumentException($"registry endpoint \"{endpoint}\" is not a host[:port] or an http(s) URL");
+            throw new InvalidRequestException($"registry endpoint \"{endpoint}\" is not a host[:port] or an http(s) URL");
         }
         return uri;
     }

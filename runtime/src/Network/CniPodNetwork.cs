@@ -4,7 +4,6 @@ using CriShim.Runtime.Config;
 using CriShim.Runtime.Daemon;
 using CriShim.Runtime.Diagnostics;
 using CriShim.Runtime.Pods;
-using CriShim.Runtime.Server;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Network;

@@ -26,7 +26,7 @@ public static class CniRuntimeArgs
         {
             if (value.Contains(';') || value.Contains('='))
             {
-                throw new ArgumentException($"pod {key} \"{value}\" cannot be passed in CNI_ARGS (contains ';' or '=')");
+                throw new InvalidRequestException($"pod {key} \"{value}\" cannot be passed in CNI_ARGS (contains ';' or '=')");
             }
         }
         return string.Join(';', pairs.Select(p => $"{p.Key}={p.Value}"));
@@ -134,12 +134,12 @@ public static class CniRuntimeArgs
         }
         if (!double.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double number) || text.Length == 0)
         {
-            throw new ArgumentException($"pod annotation {annotation}=\"{quantity}\" is not a quantity such as 10M");
+            throw new InvalidRequestException($"pod annotation {annotation}=\"{quantity}\" is not a quantity such as 10M");
         }
         double bits = Math.Ceiling(number * factor);
         if (bits < 1 || bits > 32e15) // the limits the kubelet's bandwidth shaping accepts: 1 bit to 32 Pbit
         {
-            throw new ArgumentException($"pod annotation {annotation}=\"{quantity}\" is out of range (1 to 32P bits per second)");
+            throw new InvalidRequestException($"pod annotation {annotation}=\"{quantity}\" is out of range (1 to 32P bits per second)");
         }
         return (long)bits;
     }

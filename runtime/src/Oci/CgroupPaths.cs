@@ -14,15 +14,15 @@ public static class CgroupPaths
         if (parent.Length == 0) return;
         if (parent.Contains("..", StringComparison.Ordinal))
         {
-            throw new ArgumentException($"cgroup_parent \"{parent}\" must not contain \"..\"");
+            throw new InvalidRequestException($"cgroup_parent \"{parent}\" must not contain \"..\"");
         }
         if (driver == "systemd" && !parent.EndsWith(".slice", StringComparison.Ordinal))
         {
-            throw new ArgumentException($"cgroup_parent \"{parent}\" must be a systemd slice (name.slice) with the systemd cgroup driver");
+            throw new InvalidRequestException($"cgroup_parent \"{parent}\" must be a systemd slice (name.slice) with the systemd cgroup driver");
         }
         if (driver != "systemd" && !parent.StartsWith('/'))
         {
-            throw new ArgumentException($"cgroup_parent \"{parent}\" must be an absolute cgroup path with the cgroupfs driver");
+            throw new InvalidRequestException($"cgroup_parent \"{parent}\" must be an absolute cgroup path with the cgroupfs driver");
         }
     }
 }

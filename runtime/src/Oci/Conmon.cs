@@ -8,7 +8,7 @@ public sealed record ConmonLaunch(
     string ContainerId,
     string Name,
     string BundleDir,
-    OciRuntime Runtime,
+    IOciRuntime Runtime,
     string LogPath,
     string ExitDir,
     string SocketDir,
@@ -26,7 +26,7 @@ public sealed class ContainerCreateException(string message) : Exception(message
 /// conmon, the per-container monitor CRI-O uses: it runs `runtime create`, then holds the container's
 /// stdio, writes the CRI-format log and the exit file, and outlives the daemon.
 /// </summary>
-public sealed class Conmon(string path)
+public sealed class Conmon(string path, string exitDir, string socketDir) : IContainerMonitor
 {
     private static readonly TimeSpan CreateTimeout = TimeSpan.FromSeconds(60);
     /// <summary>A restore reads the container's whole memory back: gigabytes take more than a create.</summary>
@@ -40,13 +40,31 @@ public sealed class Conmon(string path)
     public static string SyncFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "conmon-sync");
     public static string PidFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "pidfile");
     public static string ConmonPidFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "conmon.pid");
-    public static string OomFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "oom");
-    public static string ExitFile(string exitDir, string containerId) => System.IO.Path.Combine(exitDir, containerId);
+    /// <summary>conmon's control FIFO: "1 rows cols" resizes the terminal, "2 0 0" reopens the log.</summary>
+    public static string ControlFifo(string bundleDir) => System.IO.Path.Combine(bundleDir, "ctl");
+    private static string OomFile(string bundleDir) => System.IO.Path.Combine(bundleDir, "oom");
+    private string ExitFile(string containerId) => System.IO.Path.Combine(exitDir, containerId);
 
-    /// <summary>Removes the directory of attach sockets conmon made for the container; it outlives conmon.</summary>
-    public static void RemoveSockets(string socketDir, string containerId)
+    public string AttachSocketDir(string containerId) => System.IO.Path.Combine(socketDir, containerId);
+
+    public bool HasExitRecord(string containerId) => File.Exists(ExitFile(containerId));
+
+    /// <summary>conmon writes the exit code as text once the process is reaped, and an "oom" marker in its working directory (the bundle).</summary>
+    public MonitoredExit? ExitOf(string containerId, string bundleDir)
     {
-        string sockets = System.IO.Path.Combine(socketDir, containerId);
+        string exitFile = ExitFile(containerId);
+        if (!File.Exists(exitFile)) return null;
+        string text = File.ReadAllText(exitFile).Trim();
+        if (text.Length == 0) return null;
+        int exitCode = int.TryParse(text, out int code) ? code : 255;
+        return new MonitoredExit(exitCode, File.Exists(OomFile(bundleDir)), File.GetLastWriteTimeUtc(exitFile));
+    }
+
+    /// <summary>The exit file, and the directory of attach sockets conmon made for the container: both outlive conmon.</summary>
+    public void Forget(string containerId)
+    {
+        File.Delete(ExitFile(containerId));
+        string sockets = AttachSocketDir(containerId);
         if (Directory.Exists(sockets)) Directory.Delete(sockets, recursive: true);
     }
 
@@ -140,16 +158,15 @@ public sealed class Conmon(string path)
     }
 
     /// <summary>The conmon of the container created from <paramref name="bundleDir"/>, while it runs; null once it is gone.</summary>
-    public static ProcessIdentity? MonitorOf(string bundleDir) => ConmonPid(bundleDir) is int pid ? ProcessIdentity.Of(pid) : null;
+    public ProcessIdentity? MonitorOf(string bundleDir) => ConmonPid(bundleDir) is int pid ? ProcessIdentity.Of(pid) : null;
 
-    /// <summary>Asks conmon to reopen the container's log file (after the kubelet rotated it).</summary>
     /// <summary>
     /// Asks conmon to reopen the log and waits until the file is back, as CRI-O does: the kubelet
     /// rotates by renaming the log and expects the new file to exist when the call returns.
     /// </summary>
-    public static async Task ReopenLogAsync(string bundleDir, string logPath, CancellationToken cancellationToken)
+    public async Task ReopenLogAsync(string bundleDir, string logPath, CancellationToken cancellationToken)
     {
-        string control = System.IO.Path.Combine(bundleDir, "ctl");
+        string control = ControlFifo(bundleDir);
         if (!File.Exists(control)) throw new InvalidOperationException($"conmon control pipe {control} is missing");
         // Message type 2 is "reopen logs" in conmon's control protocol; the two numbers are unused sizes.
         await using (var pipe = new FileStream(control, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))

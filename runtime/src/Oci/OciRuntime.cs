@@ -4,14 +4,6 @@ using CriShim.Runtime.Exec;
 
 namespace CriShim.Runtime.Oci;
 
-/// <summary>`runc|crun state` output, the fields the daemon uses.</summary>
-public sealed record OciContainerState(
-    [property: JsonPropertyName("id")] string Id,
-    [property: JsonPropertyName("pid")] int Pid,
-    [property: JsonPropertyName("status")] string Status,
-    [property: JsonPropertyName("bundle")] string Bundle,
-    [property: JsonPropertyName("created")] DateTimeOffset Created);
-
 /// <summary>`runc|crun features` output (OCI runtime features), the fields the daemon uses.</summary>
 public sealed record OciFeatures(
     [property: JsonPropertyName("mountOptions")] List<string>? MountOptions,
@@ -46,17 +38,11 @@ public sealed record OciMountExtensions([property: JsonPropertyName("idmap")] Oc
 /// <summary>A feature the runtime reports as enabled or not.</summary>
 public sealed record OciFeatureSwitch([property: JsonPropertyName("enabled")] bool? Enabled);
 
-[JsonSerializable(typeof(OciContainerState))]
-[JsonSerializable(typeof(List<OciContainerState>))]
 [JsonSerializable(typeof(OciFeatures))]
 internal sealed partial class OciJsonContext : JsonSerializerContext;
 
-/// <summary>Thrown when the OCI runtime has no container with the id.</summary>
-public sealed class OciContainerNotFoundException(string id, string runtime)
-    : Exception($"{runtime} has no container {id}");
-
 /// <summary>One OCI runtime handler (runc or crun), driven through its command line with its own --root.</summary>
-public sealed class OciRuntime(string handler, string binaryPath, string root)
+public sealed class OciRuntime(string handler, string binaryPath, string root) : IOciRuntime
 {
     private static readonly TimeSpan QueryTimeout = TimeSpan.FromSeconds(30);
     private readonly ExternalCommand _command = new(handler, binaryPath);
@@ -97,30 +83,6 @@ public sealed class OciRuntime(string handler, string binaryPath, string root)
         {
             return OciFeatures.None;
         }
-    }
-
-    public async Task<OciContainerState> StateAsync(string id, CancellationToken cancellationToken)
-    {
-        var output = await _command.RunAsync(Global("state", id), QueryTimeout, cancellationToken, allowFailure: true);
-        if (output.ExitCode != 0)
-        {
-            if (IsGone(output.StandardError))
-            {
-                throw new OciContainerNotFoundException(id, Handler);
-            }
-            throw new ExternalCommandException(Handler, Global("state", id), output.ExitCode, output.StandardError);
-        }
-        return JsonSerializer.Deserialize(output.StandardOutput, OciJsonContext.Default.OciContainerState)
-            ?? throw new InvalidDataException($"{Handler} state {id} printed no state");
-    }
-
-    public async Task<IReadOnlyList<OciContainerState>> ListAsync(CancellationToken cancellationToken)
-    {
-        var output = await _command.RunAsync(Global("list", "--format", "json"), QueryTimeout, cancellationToken);
-        string json = output.StandardOutput.Trim();
-        // runc prints "null" when its root holds no containers.
-        if (json.Length == 0 || json == "null") return [];
-        return JsonSerializer.Deserialize(json, OciJsonContext.Default.ListOciContainerState) ?? [];
     }
 
     private static readonly TimeSpan LifecycleTimeout = TimeSpan.FromSeconds(60);

@@ -15,11 +15,11 @@ public static class Signals
     public const int Term = 15;
     public const int Kill = 9;
 
-    /// <summary>Parses "SIGTERM", "TERM" or "15"; unknown names are an ArgumentException.</summary>
+    /// <summary>Parses "SIGTERM", "TERM" or "15"; unknown names are an InvalidRequestException.</summary>
     public static int Parse(string signal)
     {
         if (int.TryParse(signal, out int number) && number is > 0 and < 65) return number;
         string name = signal.StartsWith("SIG", StringComparison.OrdinalIgnoreCase) ? signal[3..] : signal;
-        return ByName.TryGetValue(name, out int value) ? value : throw new ArgumentException($"unknown signal \"{signal}\"");
+        return ByName.TryGetValue(name, out int value) ? value : throw new InvalidRequestException($"unknown signal \"{signal}\"");
     }
 }

@@ -1,7 +1,6 @@
 using System.Text.Json.Serialization;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Store;
-using Google.Protobuf;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Pods;
@@ -41,7 +40,6 @@ public sealed class PodSandboxRecord : IRecord
 
     private PodSandboxConfig? _config;
 
-    public static byte[] Serialize(IMessage message) => message.ToByteArray();
 }
 
 [JsonSerializable(typeof(PodSandboxRecord))]

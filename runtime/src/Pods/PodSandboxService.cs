@@ -7,7 +7,6 @@ using CriShim.Runtime.Events;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Network;
 using CriShim.Runtime.Oci;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -22,7 +21,7 @@ public sealed class PodSandboxService(
     CriShimConfig config,
     StatePaths paths,
     RuntimeHandlers handlers,
-    Conmon conmon,
+    IContainerMonitor monitor,
     RecordStore<PodSandboxRecord> pods,
     PodLocks locks,
     ContainerService containers,
@@ -39,21 +38,21 @@ public sealed class PodSandboxService(
         var metadata = podConfig.Metadata;
         if (metadata is null || metadata.Name.Length == 0 || metadata.Namespace.Length == 0 || metadata.Uid.Length == 0)
         {
-            throw new ArgumentException("pod sandbox metadata needs name, namespace and uid");
+            throw new InvalidRequestException("pod sandbox metadata needs name, namespace and uid");
         }
         if (!handlers.TryGet(runtimeHandler, out var runtime))
         {
-            throw new ArgumentException($"runtime handler \"{runtimeHandler}\" is not configured (have: {string.Join(", ", handlers.All.Select(h => h.Handler))})");
+            throw new InvalidRequestException($"runtime handler \"{runtimeHandler}\" is not configured (have: {string.Join(", ", handlers.All.Select(h => h.Handler))})");
         }
         string cgroupParent = podConfig.Linux?.CgroupParent ?? "";
         CgroupPaths.Validate(config.Runtime.CgroupDriver, cgroupParent);
         var namespaceOptions = podConfig.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption();
-        if (namespaceOptions.Pid == NamespaceMode.Target) throw new ArgumentException("a pod cannot use pid namespace mode TARGET");
+        if (namespaceOptions.Pid == NamespaceMode.Target) throw new InvalidRequestException("a pod cannot use pid namespace mode TARGET");
         if (PodUserNamespace.Of(namespaceOptions) is not null)
         {
             if (!(await runtime.FeaturesAsync()).UserNamespaces)
             {
-                throw new ArgumentException($"runtime handler \"{runtime.Handler}\" does not support user namespaces");
+                throw new InvalidRequestException($"runtime handler \"{runtime.Handler}\" does not support user namespaces");
             }
             PodUserNamespace.OpenForTraversal(paths);
         }
@@ -107,7 +106,7 @@ public sealed class PodSandboxService(
         }
     }
 
-    private async Task SetUpAsync(PodSandboxRecord record, PodSandboxConfig podConfig, NamespaceOption namespaces, OciRuntime runtime, CancellationToken cancellationToken)
+    private async Task SetUpAsync(PodSandboxRecord record, PodSandboxConfig podConfig, NamespaceOption namespaces, IOciRuntime runtime, CancellationToken cancellationToken)
     {
         bool hostNetwork = namespaces.Network == NamespaceMode.Node;
         var userNamespace = PodUserNamespace.Of(namespaces);
@@ -139,7 +138,7 @@ public sealed class PodSandboxService(
         StateDirectory.Create(bundle);
         var spec = InfraSpec.Build(record, paths.InfraRootfs, CgroupPaths.For(config.Runtime.CgroupDriver, record.CgroupParent, record.Id), OomScore.Clamp(-998));
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
-        record.InfraPid = await conmon.CreateAsync(new ConmonLaunch(record.Id, $"infra_{podConfig.Metadata.Name}", bundle, runtime,
+        record.InfraPid = await monitor.CreateAsync(new ConmonLaunch(record.Id, $"infra_{podConfig.Metadata.Name}", bundle, runtime,
             Path.Combine(bundle, "infra.log"), paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd"), cancellationToken);
         record.Infra = ProcessIdentity.Of(record.InfraPid)
             ?? throw new ContainerCreateException($"the infra process of pod sandbox {record.Id} ended before it was started");
@@ -180,8 +179,7 @@ public sealed class PodSandboxService(
         {
             await runtime.DeleteAsync(record.Id, cancellationToken);
         }
-        File.Delete(Conmon.ExitFile(paths.ExitDir, record.Id));
-        Conmon.RemoveSockets(paths.ConmonSockets, record.Id);
+        monitor.Forget(record.Id);
         if (record.ShmPath.Length > 0)
         {
             using (PhaseLog.Time("unmount shm", record.Id)) Mounts.TryUnmount(record.ShmPath, UnmountFlags.Detach);

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using CriShim.Runtime.Images;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Runtime.V1;
 
@@ -12,7 +11,7 @@ namespace CriShim.Runtime.Pods;
 /// </summary>
 public sealed record PodUserNamespace(IDMapping Uids, IDMapping Gids)
 {
-    /// <summary>The pod's user namespace, or null when the pod uses the host's; throws ArgumentException for what cannot run.</summary>
+    /// <summary>The pod's user namespace, or null when the pod uses the host's; throws InvalidRequestException for what cannot run.</summary>
     public static PodUserNamespace? Of(PodSandboxConfig config) =>
         Of(config.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption());
 
@@ -25,18 +24,18 @@ public sealed record PodUserNamespace(IDMapping Uids, IDMapping Gids)
             case NamespaceMode.Node:
                 if (userns.Uids.Count > 0 || userns.Gids.Count > 0)
                 {
-                    throw new ArgumentException("user namespace mode NODE takes no uid or gid mappings");
+                    throw new InvalidRequestException("user namespace mode NODE takes no uid or gid mappings");
                 }
                 return null;
             case NamespaceMode.Pod:
                 break;
             default:
                 // The CRI allows only POD and NODE: the containers of a pod always share its user namespace.
-                throw new ArgumentException($"user namespace mode {userns.Mode.ToString().ToUpperInvariant()} is not supported, only POD and NODE");
+                throw new InvalidRequestException($"user namespace mode {userns.Mode.ToString().ToUpperInvariant()} is not supported, only POD and NODE");
         }
         if (namespaces.Network == NamespaceMode.Node || namespaces.Pid == NamespaceMode.Node || namespaces.Ipc == NamespaceMode.Node)
         {
-            throw new ArgumentException("a pod with its own user namespace cannot share the host's network, PID or IPC namespace");
+            throw new InvalidRequestException("a pod with its own user namespace cannot share the host's network, PID or IPC namespace");
         }
         return new PodUserNamespace(OnlyMapping("uid", userns.Uids), OnlyMapping("gid", userns.Gids));
     }
@@ -46,16 +45,16 @@ public sealed record PodUserNamespace(IDMapping Uids, IDMapping Gids)
     {
         if (mappings.Count != 1)
         {
-            throw new ArgumentException($"a pod user namespace needs exactly one {kind} mapping, got {mappings.Count}");
+            throw new InvalidRequestException($"a pod user namespace needs exactly one {kind} mapping, got {mappings.Count}");
         }
         var mapping = mappings[0];
         if (mapping.ContainerId != 0)
         {
-            throw new ArgumentException($"the {kind} mapping must map container id 0, it starts at {mapping.ContainerId}");
+            throw new InvalidRequestException($"the {kind} mapping must map container id 0, it starts at {mapping.ContainerId}");
         }
         if (mapping.Length == 0 || (ulong)mapping.HostId + mapping.Length > uint.MaxValue)
         {
-            throw new ArgumentException($"the {kind} mapping of length {mapping.Length} from host id {mapping.HostId} is empty or beyond the id range");
+            throw new InvalidRequestException($"the {kind} mapping of length {mapping.Length} from host id {mapping.HostId} is empty or beyond the id range");
         }
         return mapping;
     }

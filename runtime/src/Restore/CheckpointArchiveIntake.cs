@@ -6,7 +6,6 @@ using System.Text.Json.Serialization.Metadata;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Checkpoint;
 using CriShim.Runtime.Images;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 
 namespace CriShim.Runtime.Restore;
@@ -62,11 +61,11 @@ public static class CheckpointArchiveIntake
 
     /// <summary>
     /// Validates <paramref name="archivePath"/> and extracts it into <paramref name="workDir"/>, which must not
-    /// exist. A missing archive is a <see cref="NotFoundException"/>; anything wrong with it an <see cref="ArgumentException"/>.
+    /// exist. A missing archive is a <see cref="NotFoundException"/>; anything wrong with it an <see cref="InvalidRequestException"/>.
     /// </summary>
     public static ExtractedCheckpoint Extract(string archivePath, string workDir, CancellationToken cancellationToken)
     {
-        if (Directory.Exists(archivePath)) throw new ArgumentException($"checkpoint archive {archivePath} is a directory, not an archive file");
+        if (Directory.Exists(archivePath)) throw new InvalidRequestException($"checkpoint archive {archivePath} is a directory, not an archive file");
         using var handle = RootedPaths.OpenFileInRoot("/", archivePath)
             ?? throw new NotFoundException($"checkpoint archive {archivePath} not found");
         long archiveLength;
@@ -76,7 +75,7 @@ public static class CheckpointArchiveIntake
         }
         catch (NotSupportedException)
         {
-            throw new ArgumentException($"checkpoint archive {archivePath} is not a regular file");
+            throw new InvalidRequestException($"checkpoint archive {archivePath} is not a regular file");
         }
         using var stream = new FileStream(handle, FileAccess.Read, bufferSize: 1 << 16);
         var entries = Scan(stream, archivePath, archiveLength, cancellationToken);
@@ -111,28 +110,28 @@ public static class CheckpointArchiveIntake
             bool isDirectory = entry.EntryType == TarEntryType.Directory;
             if (!isDirectory && !IsRegularFile(entry.EntryType))
             {
-                throw new ArgumentException(
+                throw new InvalidRequestException(
                     $"checkpoint archive {archivePath}: entry \"{entry.Name}\" is a {entry.EntryType}; a checkpoint holds only directories and regular files");
             }
             if (!isDirectory && JsonNames.Contains(relative) && entry.Length > MaxJsonBytes)
             {
-                throw new ArgumentException($"checkpoint archive {archivePath}: {relative} claims {entry.Length} bytes, more than the {MaxJsonBytes} a dump may have");
+                throw new InvalidRequestException($"checkpoint archive {archivePath}: {relative} claims {entry.Length} bytes, more than the {MaxJsonBytes} a dump may have");
             }
             claimed += entry.Length;
             if (claimed > archiveLength || claimed > MaxArchiveBytes)
             {
-                throw new ArgumentException(
+                throw new InvalidRequestException(
                     $"checkpoint archive {archivePath}: its entries claim {claimed} bytes, more than the {Math.Min(archiveLength, MaxArchiveBytes)} it can hold");
             }
             if (entries.TryGetValue(relative, out var seen) && !(seen.IsDirectory && isDirectory))
             {
-                throw new ArgumentException($"checkpoint archive {archivePath}: \"{relative}\" appears twice");
+                throw new InvalidRequestException($"checkpoint archive {archivePath}: \"{relative}\" appears twice");
             }
             for (string? parent = Path.GetDirectoryName(relative); !string.IsNullOrEmpty(parent); parent = Path.GetDirectoryName(parent))
             {
                 if (entries.TryGetValue(parent, out var above) && !above.IsDirectory)
                 {
-                    throw new ArgumentException($"checkpoint archive {archivePath}: \"{relative}\" is inside \"{parent}\", which is a file");
+                    throw new InvalidRequestException($"checkpoint archive {archivePath}: \"{relative}\" is inside \"{parent}\", which is a file");
                 }
             }
             entries[relative] = new ScannedEntry(isDirectory, entry.Length);
@@ -140,7 +139,7 @@ public static class CheckpointArchiveIntake
         bool hasImages = entries.Keys.Any(k => k == ImagesDirName || k.StartsWith(ImagesDirName + "/", StringComparison.Ordinal));
         if (!hasImages || entries.GetValueOrDefault(ConfigDumpName) is not { IsDirectory: false } || entries.GetValueOrDefault(SpecDumpName) is not { IsDirectory: false })
         {
-            throw new ArgumentException($"{archivePath} is not a checkpoint archive: it needs {ConfigDumpName}, {SpecDumpName} and a {ImagesDirName}/ directory");
+            throw new InvalidRequestException($"{archivePath} is not a checkpoint archive: it needs {ConfigDumpName}, {SpecDumpName} and a {ImagesDirName}/ directory");
         }
         return entries;
     }
@@ -162,7 +161,7 @@ public static class CheckpointArchiveIntake
         }
         catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException or ArgumentOutOfRangeException)
         {
-            throw new ArgumentException($"{what} is not a readable tar archive: {e.Message}");
+            throw new InvalidRequestException($"{what} is not a readable tar archive: {e.Message}");
         }
     }
 
@@ -174,7 +173,7 @@ public static class CheckpointArchiveIntake
         }
         catch (UnsafeLayerException e)
         {
-            throw new ArgumentException($"checkpoint archive {archivePath}: {e.Message}");
+            throw new InvalidRequestException($"checkpoint archive {archivePath}: {e.Message}");
         }
     }
 
@@ -182,7 +181,7 @@ public static class CheckpointArchiveIntake
     private static string ContainerRelative(string path, string archivePath)
     {
         string relative = Relative(path.TrimStart('/'), archivePath);
-        return relative.Length > 0 ? relative : throw new ArgumentException($"checkpoint archive {archivePath}: {RootfsDiff.DeletedName} names the root directory");
+        return relative.Length > 0 ? relative : throw new InvalidRequestException($"checkpoint archive {archivePath}: {RootfsDiff.DeletedName} names the root directory");
     }
 
     private static void RequireSpace(long bytes, string directory, string archivePath)
@@ -234,11 +233,11 @@ public static class CheckpointArchiveIntake
         try
         {
             return JsonSerializer.Deserialize(File.ReadAllBytes(path), type)
-                ?? throw new ArgumentException($"checkpoint archive {archivePath}: {name} is null");
+                ?? throw new InvalidRequestException($"checkpoint archive {archivePath}: {name} is null");
         }
         catch (JsonException e)
         {
-            throw new ArgumentException($"checkpoint archive {archivePath}: {name} is not valid JSON: {e.Message}");
+            throw new InvalidRequestException($"checkpoint archive {archivePath}: {name} is not valid JSON: {e.Message}");
         }
     }
 
@@ -247,11 +246,11 @@ public static class CheckpointArchiveIntake
         try
         {
             return JsonNode.Parse(File.ReadAllBytes(Path.Combine(workDir, SpecDumpName))) as JsonObject
-                ?? throw new ArgumentException($"checkpoint archive {archivePath}: {SpecDumpName} is not a JSON object");
+                ?? throw new InvalidRequestException($"checkpoint archive {archivePath}: {SpecDumpName} is not a JSON object");
         }
         catch (JsonException e)
         {
-            throw new ArgumentException($"checkpoint archive {archivePath}: {SpecDumpName} is not valid JSON: {e.Message}");
+            throw new InvalidRequestException($"checkpoint archive {archivePath}: {SpecDumpName} is not valid JSON: {e.Message}");
         }
     }
 
@@ -286,10 +285,10 @@ public static class CheckpointArchiveIntake
             Relative(entry.Name, archivePath);
             if (entry.EntryType is TarEntryType.CharacterDevice or TarEntryType.BlockDevice or TarEntryType.Fifo)
             {
-                throw new ArgumentException($"{what}: entry \"{entry.Name}\" is a {entry.EntryType}, which a restore does not create");
+                throw new InvalidRequestException($"{what}: entry \"{entry.Name}\" is a {entry.EntryType}, which a restore does not create");
             }
             claimed += entry.Length;
-            if (claimed > limit) throw new ArgumentException($"{what}: its entries claim more than the {limit >> 20} MiB a restore can unpack here");
+            if (claimed > limit) throw new InvalidRequestException($"{what}: its entries claim more than the {limit >> 20} MiB a restore can unpack here");
         });
     }
 }

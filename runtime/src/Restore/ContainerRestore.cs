@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Images;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -68,7 +67,7 @@ public sealed class ContainerRestore(
     {
         var dump = checkpoint.Config;
         string[] candidates = [.. new[] { dump.RootfsImageRef, dump.RootfsImageName, dump.RootfsImage }.Where(c => !string.IsNullOrEmpty(c))];
-        if (candidates.Length == 0) throw new ArgumentException($"checkpoint archive {archivePath}: config.dump names no image");
+        if (candidates.Length == 0) throw new InvalidRequestException($"checkpoint archive {archivePath}: config.dump names no image");
         string name = !string.IsNullOrEmpty(dump.RootfsImageName) ? dump.RootfsImageName : candidates[0];
         foreach (string candidate in candidates)
         {
@@ -110,7 +109,7 @@ public sealed class ContainerRestore(
     /// </summary>
     private static ContainerConfig RestoredConfig(ContainerConfig request, ExtractedCheckpoint checkpoint, string imageName, string archivePath)
     {
-        var process = checkpoint.Spec["process"] as JsonObject ?? throw new ArgumentException($"checkpoint archive {archivePath}: spec.dump has no process");
+        var process = checkpoint.Spec["process"] as JsonObject ?? throw new InvalidRequestException($"checkpoint archive {archivePath}: spec.dump has no process");
         var config = request.Clone();
         config.Image = new ImageSpec { Image = imageName };
         config.Command.Clear();
@@ -143,8 +142,8 @@ public sealed class ContainerRestore(
     private static List<string> Strings(JsonNode? node, string what, string archivePath)
     {
         if (node is null) return [];
-        if (node is not JsonArray array) throw new ArgumentException($"checkpoint archive {archivePath}: spec.dump {what} is not an array");
-        return [.. array.Select(item => Text(item) ?? throw new ArgumentException($"checkpoint archive {archivePath}: spec.dump {what} holds a non-string"))];
+        if (node is not JsonArray array) throw new InvalidRequestException($"checkpoint archive {archivePath}: spec.dump {what} is not an array");
+        return [.. array.Select(item => Text(item) ?? throw new InvalidRequestException($"checkpoint archive {archivePath}: spec.dump {what} holds a non-string"))];
     }
 
     /// <summary>

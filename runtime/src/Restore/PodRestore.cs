@@ -3,7 +3,6 @@ using System.Text.Json;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Checkpoint;
 using CriShim.Runtime.Pods;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -63,17 +62,17 @@ public sealed class PodRestore(PodSandboxService sandboxes, ContainerRestore res
     /// and exactly one container config for each checkpointed container, matched by metadata name, as the CRI
     /// requires (a container without one could not be started or managed by the caller).
     /// </summary>
-    /// <exception cref="ArgumentException">The request or the checkpoint is malformed (INVALID_ARGUMENT).</exception>
+    /// <exception cref="InvalidRequestException">The request or the checkpoint is malformed (INVALID_ARGUMENT).</exception>
     /// <exception cref="NotFoundException">The directory or an archive does not exist.</exception>
     public static Plan Validate(RestorePodRequest request)
     {
         if (request.Options.Count > 0)
         {
-            throw new ArgumentException($"unknown option \"{request.Options.Keys.Order(StringComparer.Ordinal).First()}\": RestorePod accepts no options");
+            throw new InvalidRequestException($"unknown option \"{request.Options.Keys.Order(StringComparer.Ordinal).First()}\": RestorePod accepts no options");
         }
         string directory = request.CheckpointPath;
-        if (directory.Length == 0) throw new ArgumentException("checkpoint_path must name a directory written by CheckpointPod");
-        if (!Path.IsPathRooted(directory) || directory.Contains('\0')) throw new ArgumentException($"checkpoint_path \"{directory}\" must be an absolute path");
+        if (directory.Length == 0) throw new InvalidRequestException("checkpoint_path must name a directory written by CheckpointPod");
+        if (!Path.IsPathRooted(directory) || directory.Contains('\0')) throw new InvalidRequestException($"checkpoint_path \"{directory}\" must be an absolute path");
         if (!Directory.Exists(directory)) throw new NotFoundException($"checkpoint_path \"{directory}\" is not an existing directory");
         var manifest = ReadManifest(directory);
         var sandboxConfig = request.Config ?? SandboxConfigOf(manifest, directory);
@@ -82,15 +81,15 @@ public sealed class PodRestore(PodSandboxService sandboxes, ContainerRestore res
         foreach (var config in request.ContainerConfigs)
         {
             string name = config.Metadata?.Name ?? "";
-            if (name.Length == 0) throw new ArgumentException("every container_configs entry needs metadata.name");
-            if (!configs.TryAdd(name, config)) throw new ArgumentException($"container_configs names container \"{name}\" more than once");
+            if (name.Length == 0) throw new InvalidRequestException("every container_configs entry needs metadata.name");
+            if (!configs.TryAdd(name, config)) throw new InvalidRequestException($"container_configs names container \"{name}\" more than once");
         }
         var checkpointed = manifest.Containers.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
         var missing = checkpointed.Where(name => !configs.ContainsKey(name)).Order(StringComparer.Ordinal).ToList();
         var unknown = configs.Keys.Where(name => !checkpointed.Contains(name)).Order(StringComparer.Ordinal).ToList();
         if (missing.Count > 0 || unknown.Count > 0)
         {
-            throw new ArgumentException(
+            throw new InvalidRequestException(
                 $"container_configs must name exactly the checkpointed containers ({string.Join(", ", checkpointed.Order(StringComparer.Ordinal))})" +
                 (missing.Count > 0 ? $"; missing: {string.Join(", ", missing)}" : "") + (unknown.Count > 0 ? $"; not in the checkpoint: {string.Join(", ", unknown)}" : ""));
         }
@@ -101,7 +100,7 @@ public sealed class PodRestore(PodSandboxService sandboxes, ContainerRestore res
     {
         string what = $"{PodCheckpoint.ManifestName} in {directory}";
         byte[] bytes = BoundedFile.ReadInRoot(directory, PodCheckpoint.ManifestName, MaxManifestBytes, what)
-            ?? throw new ArgumentException($"{directory} is no pod checkpoint: it has no {PodCheckpoint.ManifestName}");
+            ?? throw new InvalidRequestException($"{directory} is no pod checkpoint: it has no {PodCheckpoint.ManifestName}");
         PodCheckpointManifest? manifest;
         try
         {
@@ -109,16 +108,16 @@ public sealed class PodRestore(PodSandboxService sandboxes, ContainerRestore res
         }
         catch (JsonException e)
         {
-            throw new ArgumentException($"{what} is not valid: {e.Message}");
+            throw new InvalidRequestException($"{what} is not valid: {e.Message}");
         }
-        if (manifest?.Containers is not { Count: > 0 } containers) throw new ArgumentException($"{what} lists no containers");
+        if (manifest?.Containers is not { Count: > 0 } containers) throw new InvalidRequestException($"{what} lists no containers");
         foreach (var container in containers)
         {
-            if (container is null || string.IsNullOrEmpty(container.Name)) throw new ArgumentException($"{what} lists a container without a name");
+            if (container is null || string.IsNullOrEmpty(container.Name)) throw new InvalidRequestException($"{what} lists a container without a name");
         }
         if (containers.GroupBy(c => c.Name).FirstOrDefault(g => g.Count() > 1) is { } twice)
         {
-            throw new ArgumentException($"{what} lists container \"{twice.Key}\" more than once");
+            throw new InvalidRequestException($"{what} lists container \"{twice.Key}\" more than once");
         }
         return manifest;
     }
@@ -127,7 +126,7 @@ public sealed class PodRestore(PodSandboxService sandboxes, ContainerRestore res
     {
         if (manifest.PodSandboxConfig.ValueKind != JsonValueKind.Object)
         {
-            throw new ArgumentException($"the request has no config and {PodCheckpoint.ManifestName} in {directory} holds no podSandboxConfig");
+            throw new InvalidRequestException($"the request has no config and {PodCheckpoint.ManifestName} in {directory} holds no podSandboxConfig");
         }
         try
         {
@@ -135,7 +134,7 @@ public sealed class PodRestore(PodSandboxService sandboxes, ContainerRestore res
         }
         catch (IOException e) when (e is InvalidProtocolBufferException or InvalidJsonException)
         {
-            throw new ArgumentException($"the podSandboxConfig of {PodCheckpoint.ManifestName} in {directory} is not valid: {e.Message}");
+            throw new InvalidRequestException($"the podSandboxConfig of {PodCheckpoint.ManifestName} in {directory} is not valid: {e.Message}");
         }
     }
 
@@ -145,11 +144,11 @@ public sealed class PodRestore(PodSandboxService sandboxes, ContainerRestore res
         string name = container.Archive ?? "";
         if (name.Length == 0 || name is "." or ".." || name.IndexOfAny(['/', '\0']) >= 0)
         {
-            throw new ArgumentException($"{PodCheckpoint.ManifestName} names archive \"{name}\" for container \"{container.Name}\": not a file name in the checkpoint directory");
+            throw new InvalidRequestException($"{PodCheckpoint.ManifestName} names archive \"{name}\" for container \"{container.Name}\": not a file name in the checkpoint directory");
         }
         string path = Path.Combine(directory, name);
         var status = LinkStatus.Of(path) ?? throw new NotFoundException($"archive {name} of container \"{container.Name}\" is missing from {directory}");
-        if (!status.IsRegularFile) throw new ArgumentException($"archive {name} of container \"{container.Name}\" in {directory} is not a regular file");
+        if (!status.IsRegularFile) throw new InvalidRequestException($"archive {name} of container \"{container.Name}\" in {directory} is not a regular file");
         return path;
     }
 }

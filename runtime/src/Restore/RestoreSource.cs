@@ -30,7 +30,7 @@ public sealed class RestoreSource(ExtractedCheckpoint checkpoint, string archive
             }
             catch (Exception e) when (e is UnsafeLayerException or InvalidDataException)
             {
-                throw new ArgumentException($"checkpoint archive {archivePath}: {Checkpoint.RootfsDiff.TarName}: {e.Message}");
+                throw new InvalidRequestException($"checkpoint archive {archivePath}: {Checkpoint.RootfsDiff.TarName}: {e.Message}");
             }
         }
         foreach (string relative in checkpoint.DeletedFiles) Delete(rootfs, relative);

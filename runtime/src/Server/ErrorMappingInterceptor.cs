@@ -4,25 +4,6 @@ using Grpc.Core.Interceptors;
 
 namespace CriShim.Runtime.Server;
 
-/// <summary>A domain-level "no such object"; mapped to NotFound.</summary>
-public sealed class NotFoundException(string message) : Exception(message);
-
-/// <summary>The object exists but is in the wrong state for the call; mapped to FailedPrecondition.</summary>
-public sealed class WrongStateException(string message) : Exception(message);
-
-/// <summary>A registry refused the credentials (or wanted some); mapped to Unauthenticated.</summary>
-public sealed class UnauthenticatedException(string message) : Exception(message);
-
-/// <summary>A name is already taken; mapped to AlreadyExists. The message names the holder.</summary>
-public sealed class AlreadyExistsException(string message) : Exception(message);
-
-/// <summary>Something from outside (a registry's manifest, token or image config) is larger than the daemon accepts; mapped to ResourceExhausted.</summary>
-public sealed class LimitExceededException(string message) : Exception(message)
-{
-    /// <summary>The one wording of every size cap: what was refused and the limit it passed.</summary>
-    public static LimitExceededException Over(string what, long limit) => new($"{what} is larger than {limit / 1024} KiB");
-}
-
 /// <summary>
 /// Maps domain errors to gRPC status codes in one place, so services stay thin, and names the
 /// method in the UNIMPLEMENTED answer of every RPC that is not built yet.
@@ -97,9 +78,9 @@ public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> log
                 return rpc;
             case NotFoundException:
                 return new RpcException(new Status(StatusCode.NotFound, e.Message));
-            case Checkpoint.CheckpointUnavailableException:
+            case CheckpointUnavailableException:
                 return new RpcException(new Status(StatusCode.Unimplemented, e.Message));
-            case Checkpoint.InsufficientSpaceException:
+            case InsufficientSpaceException:
                 return new RpcException(new Status(StatusCode.ResourceExhausted, e.Message));
             case LimitExceededException:
                 return new RpcException(new Status(StatusCode.ResourceExhausted, e.Message));
@@ -107,7 +88,7 @@ public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> log
                 return new RpcException(new Status(StatusCode.AlreadyExists, e.Message));
             case WrongStateException:
                 return new RpcException(new Status(StatusCode.FailedPrecondition, e.Message));
-            case ArgumentException:
+            case InvalidRequestException:
                 return new RpcException(new Status(StatusCode.InvalidArgument, e.Message));
             case UnauthenticatedException:
                 return new RpcException(new Status(StatusCode.Unauthenticated, e.Message));

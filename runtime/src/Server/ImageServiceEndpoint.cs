@@ -60,7 +60,7 @@ public sealed class ImageServiceEndpoint(ImagePuller puller, ImageCatalog catalo
     }
 
     private static string RequireImage(ImageSpec? spec) =>
-        string.IsNullOrWhiteSpace(spec?.Image) ? throw new ArgumentException("image.image must name an image") : spec.Image;
+        string.IsNullOrWhiteSpace(spec?.Image) ? throw new InvalidRequestException("image.image must name an image") : spec.Image;
 
     private static Image ToCri(StoredImage image)
     {

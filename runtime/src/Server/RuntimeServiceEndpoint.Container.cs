@@ -9,7 +9,7 @@ public sealed partial class RuntimeServiceEndpoint
     public override async Task<CreateContainerResponse> CreateContainer(CreateContainerRequest request, ServerCallContext context)
     {
         RequireId(request.PodSandboxId, "pod_sandbox_id");
-        if (request.Config is null) throw new ArgumentException("CreateContainer needs a config");
+        if (request.Config is null) throw new InvalidRequestException("CreateContainer needs a config");
         string image = request.Config.Image?.Image ?? "";
         string id = CriShim.Runtime.Restore.ContainerRestore.NamesArchive(image)
             ? await restores.CreateFromArchiveAsync(request.PodSandboxId, request.Config, image, context.CancellationToken)
@@ -29,7 +29,7 @@ public sealed partial class RuntimeServiceEndpoint
     public override async Task<StopContainerResponse> StopContainer(StopContainerRequest request, ServerCallContext context)
     {
         RequireId(request.ContainerId, "container_id");
-        if (request.Timeout < 0) throw new ArgumentException("timeout must not be negative");
+        if (request.Timeout < 0) throw new InvalidRequestException("timeout must not be negative");
         await containers.StopAsync(request.ContainerId, request.Timeout, context.CancellationToken);
         return new StopContainerResponse();
     }
@@ -83,7 +83,7 @@ public sealed partial class RuntimeServiceEndpoint
     public override async Task<UpdateContainerResourcesResponse> UpdateContainerResources(UpdateContainerResourcesRequest request, ServerCallContext context)
     {
         RequireId(request.ContainerId, "container_id");
-        if (request.Linux is null) throw new ArgumentException("UpdateContainerResources needs linux resources");
+        if (request.Linux is null) throw new InvalidRequestException("UpdateContainerResources needs linux resources");
         await containers.UpdateResourcesAsync(request.ContainerId, request.Linux, context.CancellationToken);
         return new UpdateContainerResourcesResponse();
     }

@@ -4,7 +4,7 @@ using Runtime.V1;
 
 namespace CriShim.Runtime.Server;
 
-/// <summary>GetContainerEvents (the kubelet's Evented PLEG) and UpdatePodSandboxResources.</summary>
+/// <summary>GetContainerEvents (the kubelet's Evented PLEG).</summary>
 public sealed partial class RuntimeServiceEndpoint
 {
     /// <summary>Streams every container and pod event until the client cancels or the daemon stops.</summary>
@@ -28,12 +28,5 @@ public sealed partial class RuntimeServiceEndpoint
             throw new RpcException(new Status(StatusCode.ResourceExhausted,
                 $"the client fell {ContainerEventBus.BufferSize} events behind and was unsubscribed: call GetContainerEvents again"));
         }
-    }
-
-    public override async Task<UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(UpdatePodSandboxResourcesRequest request, ServerCallContext context)
-    {
-        RequireId(request.PodSandboxId, "pod_sandbox_id");
-        await sandboxes.UpdateResourcesAsync(request.PodSandboxId, request.Overhead, request.Resources, context.CancellationToken);
-        return new UpdatePodSandboxResourcesResponse();
     }
 }

@@ -8,7 +8,7 @@ public sealed partial class RuntimeServiceEndpoint
 {
     public override async Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
     {
-        if (request.Config is null) throw new ArgumentException("RunPodSandbox needs a config");
+        if (request.Config is null) throw new InvalidRequestException("RunPodSandbox needs a config");
         string id = await sandboxes.RunAsync(request.Config, request.RuntimeHandler, context.CancellationToken);
         return new RunPodSandboxResponse { PodSandboxId = id };
     }
@@ -68,8 +68,10 @@ public sealed partial class RuntimeServiceEndpoint
         return item;
     });
 
-    private static void RequireId(string id, string field)
+    public override async Task<UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(UpdatePodSandboxResourcesRequest request, ServerCallContext context)
     {
-        if (string.IsNullOrEmpty(id)) throw new ArgumentException($"{field} must be set");
+        RequireId(request.PodSandboxId, "pod_sandbox_id");
+        await sandboxes.UpdateResourcesAsync(request.PodSandboxId, request.Overhead, request.Resources, context.CancellationToken);
+        return new UpdatePodSandboxResourcesResponse();
     }
 }

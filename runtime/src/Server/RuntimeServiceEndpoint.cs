@@ -40,4 +40,10 @@ public sealed partial class RuntimeServiceEndpoint(
         podCidr.Update(request.RuntimeConfig?.NetworkConfig?.PodCidr ?? "");
         return Task.FromResult(new UpdateRuntimeConfigResponse());
     }
+
+    /// <summary>Every RPC naming a pod or container checks the id is there before resolving it.</summary>
+    private static void RequireId(string id, string field)
+    {
+        if (string.IsNullOrEmpty(id)) throw new InvalidRequestException($"{field} must be set");
+    }
 }

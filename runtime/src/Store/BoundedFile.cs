@@ -22,9 +22,9 @@ public static class BoundedFile
         catch (NotSupportedException)
         {
             // A FIFO or socket: unseekable, and no file the caller may mean.
-            throw new ArgumentException($"{what} is not a regular file");
+            throw new InvalidRequestException($"{what} is not a regular file");
         }
-        if (length > limit) throw new ArgumentException($"{what} is {length} bytes, more than the {limit} read");
+        if (length > limit) throw new InvalidRequestException($"{what} is {length} bytes, more than the {limit} read");
         var content = new byte[length];
         int read = RandomAccess.Read(handle, content, 0);
         return read == content.Length ? content : content[..read];

@@ -90,7 +90,7 @@ public static class ConmonAttach
 
     private static async Task ResizeAsync(string bundleDir, TerminalSize size, CancellationToken cancellationToken)
     {
-        string control = Path.Combine(bundleDir, "ctl");
+        string control = Oci.Conmon.ControlFifo(bundleDir);
         if (!File.Exists(control)) return;
         await using var pipe = new FileStream(control, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
         await pipe.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"1 {size.Height} {size.Width}\n"), cancellationToken);

@@ -16,7 +16,7 @@ public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> l
 {
     private const int SigWinch = 28;
 
-    public async Task<int> RunAsync(OciRuntime runtime, string containerId, IReadOnlyList<string> command, bool tty,
+    public async Task<int> RunAsync(IOciRuntime runtime, string containerId, IReadOnlyList<string> command, bool tty,
         RemoteCommandStreams streams, string pidFile, CancellationToken cancellationToken)
     {
         try
@@ -36,7 +36,7 @@ public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> l
         }
     }
 
-    private static async Task<int> RunPipedAsync(OciRuntime runtime, string containerId, IReadOnlyList<string> command,
+    private static async Task<int> RunPipedAsync(IOciRuntime runtime, string containerId, IReadOnlyList<string> command,
         RemoteCommandStreams streams, string pidFile, CancellationToken cancellationToken)
     {
         var cli = Cli.Wrap(runtime.BinaryPath)
@@ -49,7 +49,7 @@ public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> l
         return result.ExitCode;
     }
 
-    private async Task<int> RunWithTerminalAsync(OciRuntime runtime, string containerId, IReadOnlyList<string> command,
+    private async Task<int> RunWithTerminalAsync(IOciRuntime runtime, string containerId, IReadOnlyList<string> command,
         RemoteCommandStreams streams, string pidFile, CancellationToken cancellationToken)
     {
         var pair = Pseudoterminals.Open();

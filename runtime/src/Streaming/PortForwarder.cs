@@ -12,7 +12,7 @@ public static class PortForwarder
 {
     public static async Task<Socket> ConnectAsync(string netNsPath, int port, CancellationToken cancellationToken)
     {
-        if (port is <= 0 or > 65535) throw new ArgumentException($"invalid port {port}");
+        if (port is <= 0 or > 65535) throw new InvalidRequestException($"invalid port {port}");
         if (netNsPath.Length == 0) return await ConnectLoopbackAsync(port, cancellationToken);
         return await NamespaceThreads.RunInNetworkNamespaceAsync(netNsPath, () =>
             ConnectLoopbackAsync(port, cancellationToken).GetAwaiter().GetResult());

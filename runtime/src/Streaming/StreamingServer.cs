@@ -236,8 +236,8 @@ public sealed class StreamingServer(
                 using var target = await service.ConnectPortAsync(request.PodId, pair.Port, session.Token);
                 await PortForwarder.RelayAsync(target, inputs[i], channels.Output(pair.Data), () => ValueTask.CompletedTask, session.Token);
             }
-            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ArgumentException
-                                          or CriShim.Runtime.Server.NotFoundException)
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ArgumentException or InvalidRequestException
+                                          or NotFoundException)
             {
                 logger.LogDebug(e, "port-forward to {Pod}:{Port} failed", request.PodId, pair.Port);
                 try

@@ -3,7 +3,6 @@ using CriShim.Runtime.Containers;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Pods;
-using CriShim.Runtime.Server;
 using CriShim.Runtime.Store;
 using Runtime.V1;
 
@@ -20,6 +19,7 @@ public sealed class StreamingService(
     ContainerService containers,
     PodSandboxService sandboxes,
     RuntimeHandlers handlers,
+    IContainerMonitor monitor,
     StatePaths paths,
     ContainerProcessLauncher launcher,
     ILogger<StreamingService> logger)
@@ -47,7 +47,7 @@ public sealed class StreamingService(
         if (!pod.Ready) throw new WrongStateException($"pod sandbox {pod.Id} is not ready");
         foreach (int port in request.Port)
         {
-            if (port is <= 0 or > 65535) throw new ArgumentException($"invalid port {port}");
+            if (port is <= 0 or > 65535) throw new InvalidRequestException($"invalid port {port}");
         }
         string token = tokens.Insert(new PortForwardStreamRequest(pod.Id, [.. request.Port]));
         return $"{await address.BaseUrlAsync(cancellationToken)}/portforward/{token}";
@@ -55,13 +55,13 @@ public sealed class StreamingService(
 
     private static void ValidateStdio(bool tty, bool stdin, bool stdout, bool stderr)
     {
-        if (tty && stderr) throw new ArgumentException("tty and stderr cannot both be true");
-        if (!stdin && !stdout && !stderr) throw new ArgumentException("one of stdin, stdout, or stderr must be set");
+        if (tty && stderr) throw new InvalidRequestException("tty and stderr cannot both be true");
+        if (!stdin && !stdout && !stderr) throw new InvalidRequestException("one of stdin, stdout, or stderr must be set");
     }
 
     private ContainerRecord RunningContainer(string id)
     {
-        if (string.IsNullOrEmpty(id)) throw new ArgumentException("container_id must be set");
+        if (string.IsNullOrEmpty(id)) throw new InvalidRequestException("container_id must be set");
         var record = containers.Get(id);
         if (record.State != ContainerState.ContainerRunning)
         {
@@ -99,7 +99,7 @@ public sealed class StreamingService(
         try
         {
             var record = RunningContainer(request.ContainerId);
-            await ConmonAttach.RunAsync(Path.Combine(paths.ConmonSockets, record.Id), containers.BundleDir(record.Id), streams, cancellationToken);
+            await ConmonAttach.RunAsync(monitor.AttachSocketDir(record.Id), containers.BundleDir(record.Id), streams, cancellationToken);
             return new RemoteCommandResult(0);
         }
         catch (Exception e) when (e is NotFoundException or WrongStateException or IOException or SocketException or CriShim.NativeInterop.NativeCallException)

@@ -105,9 +105,9 @@ public sealed class CdiDevicesTests : IDisposable
     public void UnknownAndMalformedDevicesAreNamed()
     {
         File.WriteAllText(Path.Combine(_dir, "gpu.json"), JsonSpec);
-        var unknown = Assert.Throws<ArgumentException>(() => CdiDevices.Resolve(Asking("vendor.example/gpu=0", "vendor.example/gpu=7", "other.example/x=y"), [_dir]));
+        var unknown = Assert.Throws<InvalidRequestException>(() => CdiDevices.Resolve(Asking("vendor.example/gpu=0", "vendor.example/gpu=7", "other.example/x=y"), [_dir]));
         Assert.Contains("unresolvable CDI devices: vendor.example/gpu=7, other.example/x=y", unknown.Message);
-        var malformed = Assert.Throws<ArgumentException>(() => CdiDevices.Resolve(Asking("gpu0"), [_dir]));
+        var malformed = Assert.Throws<InvalidRequestException>(() => CdiDevices.Resolve(Asking("gpu0"), [_dir]));
         Assert.Contains("gpu0", malformed.Message);
     }
 
@@ -125,7 +125,7 @@ public sealed class CdiDevicesTests : IDisposable
         var edits = CdiDevices.Resolve(Asking("vendor.example/gpu=1"), [etc, run])!;
         Assert.Equal(["VENDOR=1"], edits[0].Env);
         Assert.Equal(["GPU=from-run"], edits[1].Env);
-        var unknown = Assert.Throws<ArgumentException>(() => CdiDevices.Resolve(Asking("vendor.example/gpu=5"), [etc, run]));
+        var unknown = Assert.Throws<InvalidRequestException>(() => CdiDevices.Resolve(Asking("vendor.example/gpu=5"), [etc, run]));
         Assert.Contains("broken.yaml", unknown.Message);
         Assert.Contains("huge.json", unknown.Message);
     }

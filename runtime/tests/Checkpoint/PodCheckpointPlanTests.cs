@@ -34,7 +34,7 @@ public class PodCheckpointPlanTests : IDisposable
     {
         var request = Request("a");
         request.OutputPath = outputPath;
-        Assert.Throws<ArgumentException>(() => PodCheckpointPlan.From(request, Defaults));
+        Assert.Throws<InvalidRequestException>(() => PodCheckpointPlan.From(request, Defaults));
     }
 
     [Fact]
@@ -43,10 +43,10 @@ public class PodCheckpointPlanTests : IDisposable
         string file = Path.Combine(_dir, "x");
         File.WriteAllText(file, "mine");
         var request = Request("a");
-        var nonEmpty = Assert.Throws<ArgumentException>(() => PodCheckpointPlan.From(request, Defaults));
+        var nonEmpty = Assert.Throws<InvalidRequestException>(() => PodCheckpointPlan.From(request, Defaults));
         Assert.Contains("not empty", nonEmpty.Message);
         request.OutputPath = file;
-        Assert.Throws<ArgumentException>(() => PodCheckpointPlan.From(request, Defaults));
+        Assert.Throws<InvalidRequestException>(() => PodCheckpointPlan.From(request, Defaults));
         Assert.Equal("mine", File.ReadAllText(file));
     }
 
@@ -55,7 +55,7 @@ public class PodCheckpointPlanTests : IDisposable
     [InlineData("a", "")]
     [InlineData("a", "b", "a")]
     public void ContainerIdsMustBeNonEmptyAndDistinct(params string[] containerIds) =>
-        Assert.Throws<ArgumentException>(() => PodCheckpointPlan.From(Request(containerIds), Defaults));
+        Assert.Throws<InvalidRequestException>(() => PodCheckpointPlan.From(Request(containerIds), Defaults));
 
     [Fact]
     public void KnownOptionsOverrideTheConfiguration()
@@ -74,7 +74,7 @@ public class PodCheckpointPlanTests : IDisposable
     {
         var request = Request("a");
         request.Options.Add(key, value);
-        var e = Assert.Throws<ArgumentException>(() => PodCheckpointPlan.From(request, Defaults));
+        var e = Assert.Throws<InvalidRequestException>(() => PodCheckpointPlan.From(request, Defaults));
         Assert.Contains(key, e.Message);
     }
 
@@ -90,5 +90,5 @@ public class PodCheckpointPlanTests : IDisposable
     [InlineData("..")]
     [InlineData("../escape")]
     public void ANameThatIsNotAPlainFileNameIsRefused(string name) =>
-        Assert.Throws<ArgumentException>(() => PodCheckpointPlan.ArchiveName(name));
+        Assert.Throws<InvalidRequestException>(() => PodCheckpointPlan.ArchiveName(name));
 }

@@ -27,7 +27,7 @@ public class ContainerSpecBuilderTests
 
     [Fact]
     public void NoCommandAnywhereIsInvalid() =>
-        Assert.Throws<ArgumentException>(() => ContainerSpecBuilder.Arguments(new ContainerConfig(), Image()));
+        Assert.Throws<InvalidRequestException>(() => ContainerSpecBuilder.Arguments(new ContainerConfig(), Image()));
 
     [Fact]
     public void ConfigEnvOverridesImageEnvAndDefaultsAreAdded()
@@ -49,7 +49,7 @@ public class ContainerSpecBuilderTests
         Assert.Equal(["CAP_NET_ADMIN", "CAP_SYS_TIME"], ContainerSpecBuilder.Capabilities(security, privileged: false));
         Assert.Equal(SpecDefaults.AllCapabilities, ContainerSpecBuilder.Capabilities(security, privileged: true));
         var unknown = new LinuxContainerSecurityContext { Capabilities = new Capability { AddCapabilities = { "FLY" } } };
-        Assert.Throws<ArgumentException>(() => ContainerSpecBuilder.Capabilities(unknown, privileged: false));
+        Assert.Throws<InvalidRequestException>(() => ContainerSpecBuilder.Capabilities(unknown, privileged: false));
     }
 
     [Fact]
@@ -110,7 +110,7 @@ public class ContainerSpecBuilderTests
 
     [Fact]
     public void NegativeResourcesAreRefused() =>
-        Assert.Throws<ArgumentException>(() => ContainerSpecBuilder.UpdatableResources(new LinuxContainerResources { CpuShares = -1 }));
+        Assert.Throws<InvalidRequestException>(() => ContainerSpecBuilder.UpdatableResources(new LinuxContainerResources { CpuShares = -1 }));
 
     [Fact]
     public void ResourcesBecomeOciFields()
@@ -169,7 +169,7 @@ public class ContainerUserResolverTests : IDisposable
             File.WriteAllText(Path.Combine(host, "passwd"), "hostonly:x:4711:4711::/home/hostonly:/bin/sh\n");
             Directory.Delete(Path.Combine(_rootfs, "etc"), recursive: true);
             Directory.CreateSymbolicLink(Path.Combine(_rootfs, "etc"), host);
-            Assert.Throws<ArgumentException>(() => ContainerUserResolver.Resolve(_rootfs, null, "", null, "hostonly", [], false));
+            Assert.Throws<InvalidRequestException>(() => ContainerUserResolver.Resolve(_rootfs, null, "", null, "hostonly", [], false));
 
             // The same absolute link means the image's own file when it resolves inside the rootfs.
             Directory.CreateDirectory(Path.Combine(_rootfs, host.TrimStart('/')));
@@ -186,8 +186,8 @@ public class ContainerUserResolverTests : IDisposable
     [Fact]
     public void UnknownNamesAreInvalidArguments()
     {
-        Assert.Throws<ArgumentException>(() => ContainerUserResolver.Resolve(_rootfs, null, "nobody-here", null, "", [], false));
-        Assert.Throws<ArgumentException>(() => ContainerUserResolver.Resolve(_rootfs, null, "", null, "tester:nogroup", [], false));
+        Assert.Throws<InvalidRequestException>(() => ContainerUserResolver.Resolve(_rootfs, null, "nobody-here", null, "", [], false));
+        Assert.Throws<InvalidRequestException>(() => ContainerUserResolver.Resolve(_rootfs, null, "", null, "tester:nogroup", [], false));
     }
 }
 
@@ -206,7 +206,7 @@ public class CgroupPathsTests
     [InlineData("cgroupfs", "/a/../b")]
     [InlineData("systemd", "/kubepods")]
     public void BadParentsAreRefused(string driver, string parent) =>
-        Assert.Throws<ArgumentException>(() => CgroupPaths.Validate(driver, parent));
+        Assert.Throws<InvalidRequestException>(() => CgroupPaths.Validate(driver, parent));
 
     [Theory]
     [InlineData("SIGTERM", 15)]
@@ -217,5 +217,5 @@ public class CgroupPathsTests
     public void SignalsParse(string name, int number) => Assert.Equal(number, Signals.Parse(name));
 
     [Fact]
-    public void UnknownSignalIsInvalid() => Assert.Throws<ArgumentException>(() => Signals.Parse("SIGBOGUS"));
+    public void UnknownSignalIsInvalid() => Assert.Throws<InvalidRequestException>(() => Signals.Parse("SIGBOGUS"));
 }

@@ -19,7 +19,7 @@ public class LogPathTests
     [InlineData("web/0.log\0")]
     public void ALogPathLeavingThePodsLogDirectoryIsInvalid(string logPath)
     {
-        var e = Assert.Throws<ArgumentException>(() => ContainerService.LogPathIn("/var/log/pods/ns_pod_uid", logPath));
+        var e = Assert.Throws<InvalidRequestException>(() => ContainerService.LogPathIn("/var/log/pods/ns_pod_uid", logPath));
         Assert.Contains("log_path", e.Message);
     }
 }

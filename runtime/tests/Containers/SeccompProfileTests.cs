@@ -26,19 +26,19 @@ public sealed class SeccompProfileTests : IDisposable
         // A blocking open of a FIFO with no writer never returns: the task would not finish.
         var read = Task.Run(() => ContainerSpecBuilder.LocalhostProfile(fifo));
         Assert.Same(read, await Task.WhenAny(read, Task.Delay(TimeSpan.FromSeconds(10))));
-        await Assert.ThrowsAsync<ArgumentException>(() => read);
+        await Assert.ThrowsAsync<InvalidRequestException>(() => read);
     }
 
     [Fact]
     public void ADeviceIsNotReadToExhaustion() =>
-        Assert.Throws<ArgumentException>(() => ContainerSpecBuilder.LocalhostProfile("/dev/zero"));
+        Assert.Throws<InvalidRequestException>(() => ContainerSpecBuilder.LocalhostProfile("/dev/zero"));
 
     [Fact]
     public void AnOversizedProfileIsRefused()
     {
         string path = Path.Combine(_dir, "huge.json");
         File.WriteAllText(path, "[" + new string(' ', 2 << 20) + "]");
-        Assert.Contains("more than", Assert.Throws<ArgumentException>(() => ContainerSpecBuilder.LocalhostProfile(path)).Message);
+        Assert.Contains("more than", Assert.Throws<InvalidRequestException>(() => ContainerSpecBuilder.LocalhostProfile(path)).Message);
     }
 
     [Fact]
@@ -46,6 +46,6 @@ public sealed class SeccompProfileTests : IDisposable
     {
         string path = Path.Combine(_dir, "bad.json");
         File.WriteAllText(path, "not json");
-        Assert.Throws<ArgumentException>(() => ContainerSpecBuilder.LocalhostProfile(path));
+        Assert.Throws<InvalidRequestException>(() => ContainerSpecBuilder.LocalhostProfile(path));
     }
 }

@@ -88,7 +88,7 @@ public sealed class CheckpointImagesTests : IDisposable
         Assert.Empty(_layers.DiffIds);
         Assert.Equal("counter", stored.Annotations[CheckpointImages.CriONameAnnotation]);
         Assert.Single(_images.List());
-        Assert.Throws<ArgumentException>(() => _images.DiffIdsOf(stored.Id));
+        Assert.Throws<InvalidRequestException>(() => _images.DiffIdsOf(stored.Id));
         var checkpoints = new CheckpointImages(_images, _content);
         var layer = checkpoints.Find(Repository + ":latest");
         Assert.NotNull(layer);

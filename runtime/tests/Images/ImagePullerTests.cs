@@ -1,7 +1,6 @@
 using System.Net;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Images;
-using CriShim.Runtime.Server;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CriShim.Runtime.Tests.Images;

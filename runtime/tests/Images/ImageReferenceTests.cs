@@ -51,7 +51,7 @@ public class ImageReferenceTests
     [InlineData("busybox@" + Digest + "\n", "digest")]
     public void InvalidReferencesAreArgumentErrorsNamingThem(string input, string reason)
     {
-        var e = Assert.Throws<ArgumentException>(() => ImageReference.Parse(input));
+        var e = Assert.Throws<InvalidRequestException>(() => ImageReference.Parse(input));
         Assert.Contains($"\"{input}\"", e.Message);
         Assert.Contains(reason, e.Message);
     }

@@ -1,5 +1,4 @@
 using CriShim.Runtime.Images;
-using CriShim.Runtime.Server;
 using Microsoft.Extensions.Logging.Abstractions;
 using Runtime.V1;
 
@@ -27,7 +26,7 @@ public sealed class ImageVolumesTests : IDisposable
     [InlineData("data/..")]
     [InlineData("da\0ta")]
     public void AbsoluteOrDotDotSubPathsAreInvalid(string subPath) =>
-        Assert.Throws<ArgumentException>(() => ImageVolumes.CheckSubPath(subPath));
+        Assert.Throws<InvalidRequestException>(() => ImageVolumes.CheckSubPath(subPath));
 
     [Fact]
     public void SubPathSymlinksResolveInsideTheImage()
@@ -52,9 +51,9 @@ public sealed class ImageVolumesTests : IDisposable
         // The host has /etc; the image has not, so the link leads nowhere.
         File.CreateSymbolicLink(Path.Combine(_root, "host-etc"), "/etc");
 
-        Assert.Throws<ArgumentException>(() => ImageVolumes.ResolveSubPath(_root, "missing"));
-        Assert.Throws<ArgumentException>(() => ImageVolumes.ResolveSubPath(_root, "file"));
-        Assert.Throws<ArgumentException>(() => ImageVolumes.ResolveSubPath(_root, "host-etc"));
+        Assert.Throws<InvalidRequestException>(() => ImageVolumes.ResolveSubPath(_root, "missing"));
+        Assert.Throws<InvalidRequestException>(() => ImageVolumes.ResolveSubPath(_root, "file"));
+        Assert.Throws<InvalidRequestException>(() => ImageVolumes.ResolveSubPath(_root, "host-etc"));
     }
 
     [Fact]
@@ -68,13 +67,13 @@ public sealed class ImageVolumesTests : IDisposable
 
         var writable = Volume();
         writable.Readonly = false;
-        Assert.Throws<ArgumentException>(() => volumes.ImageOf(writable));
+        Assert.Throws<InvalidRequestException>(() => volumes.ImageOf(writable));
         var withHostPath = Volume();
         withHostPath.HostPath = "/tmp";
-        Assert.Throws<ArgumentException>(() => volumes.ImageOf(withHostPath));
+        Assert.Throws<InvalidRequestException>(() => volumes.ImageOf(withHostPath));
         var escaping = Volume();
         escaping.ImageSubPath = "../x";
-        Assert.Throws<ArgumentException>(() => volumes.ImageOf(escaping));
+        Assert.Throws<InvalidRequestException>(() => volumes.ImageOf(escaping));
         var notFound = Assert.Throws<NotFoundException>(() => volumes.ImageOf(Volume()));
         Assert.Contains("example.com/not-pulled:1", notFound.Message);
         Assert.True(ImageVolumes.IsImageVolume(Volume()));

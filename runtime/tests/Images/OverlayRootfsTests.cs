@@ -109,7 +109,7 @@ public sealed class OverlayRootfsTests : IDisposable
     [Fact]
     public async Task ContainerIdsThatAreNotDirectoryNamesAreRefused()
     {
-        await Assert.ThrowsAsync<ArgumentException>(() => _rootfs.MountAsync("../escape", AddImage([]), CancellationToken.None));
-        Assert.Throws<ArgumentException>(() => _rootfs.UpperDir("abc\n"));
+        await Assert.ThrowsAsync<InvalidRequestException>(() => _rootfs.MountAsync("../escape", AddImage([]), CancellationToken.None));
+        Assert.Throws<InvalidRequestException>(() => _rootfs.UpperDir("abc\n"));
     }
 }

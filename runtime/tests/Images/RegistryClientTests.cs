@@ -2,7 +2,6 @@ using System.Net;
 using System.Text;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Images;
-using CriShim.Runtime.Server;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CriShim.Runtime.Tests.Images;
@@ -176,7 +175,7 @@ public class RegistryClientTests
         Assert.Equal("user", credentials.Username);
         Assert.Equal("pa:ss", credentials.Password);
         Assert.DoesNotContain("pa:ss", credentials.ToString());
-        Assert.Throws<ArgumentException>(() => RegistryCredentials.From(new global::Runtime.V1.AuthConfig { Auth = "!!" }));
+        Assert.Throws<InvalidRequestException>(() => RegistryCredentials.From(new global::Runtime.V1.AuthConfig { Auth = "!!" }));
     }
 
     private const int ManifestLimit = 4 * 1024 * 1024;

@@ -1,6 +1,5 @@
 using System.Text;
 using CriShim.Runtime.Images;
-using CriShim.Runtime.Server;
 
 namespace CriShim.Runtime.Tests.Images;
 

@@ -2,7 +2,6 @@ using CriShim.Runtime.Config;
 using CriShim.Runtime.Daemon;
 using CriShim.Runtime.Network;
 using CriShim.Runtime.Pods;
-using CriShim.Runtime.Server;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging.Abstractions;
 using Runtime.V1;

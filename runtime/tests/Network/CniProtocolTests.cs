@@ -113,7 +113,7 @@ public class CniRuntimeArgsTests
     {
         Assert.Equal("IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=abc123;K8S_POD_UID=1234-5678",
             CniRuntimeArgs.CniArgs(Pod().Metadata, "abc123"));
-        Assert.Throws<ArgumentException>(() => CniRuntimeArgs.CniArgs(new PodSandboxMetadata { Name = "a;b", Namespace = "n", Uid = "u" }, "id"));
+        Assert.Throws<InvalidRequestException>(() => CniRuntimeArgs.CniArgs(new PodSandboxMetadata { Name = "a;b", Namespace = "n", Uid = "u" }, "id"));
     }
 
     [Fact]
@@ -160,7 +160,7 @@ public class CniRuntimeArgsTests
     [InlineData("-5M")]
     [InlineData("0")]
     public void RejectsBadBandwidthQuantities(string quantity) =>
-        Assert.Throws<ArgumentException>(() => CniRuntimeArgs.BitsPerSecond("kubernetes.io/ingress-bandwidth", quantity));
+        Assert.Throws<InvalidRequestException>(() => CniRuntimeArgs.BitsPerSecond("kubernetes.io/ingress-bandwidth", quantity));
 
     [Fact]
     public void PluginConfigInjectsNameVersionPrevResultAndOnlyDeclaredCapabilities()

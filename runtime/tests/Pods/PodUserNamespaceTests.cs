@@ -63,7 +63,7 @@ public class PodUserNamespaceTests
     [MemberData(nameof(Rejected))]
     public void InvalidRequestsAreRejected(string why, NamespaceOption options, string message)
     {
-        var error = Assert.Throws<ArgumentException>(() => PodUserNamespace.Of(options));
+        var error = Assert.Throws<InvalidRequestException>(() => PodUserNamespace.Of(options));
         Assert.True(error.Message.Contains(message, StringComparison.Ordinal), $"{why}: {error.Message}");
     }
 
@@ -124,7 +124,7 @@ public class PodUserNamespaceTests
             string images = CriShim.Runtime.Store.StateDirectory.Create(Path.Combine(root, "images"));
 
             // CreateTempSubdirectory makes 0700 dirs: nobody else can pass through to the root.
-            var error = Assert.Throws<CriShim.Runtime.Server.WrongStateException>(() => PodUserNamespace.OpenForTraversal(paths));
+            var error = Assert.Throws<WrongStateException>(() => PodUserNamespace.OpenForTraversal(paths));
             Assert.Contains($"{closed.FullName} (above {root}) is not searchable by others", error.Message);
             Assert.Equal(CriShim.Runtime.Store.StateDirectory.Private, File.GetUnixFileMode(root));
 
@@ -199,7 +199,7 @@ public class PodUserNamespaceTests
             Assert.Equal("""[{"containerID":0,"hostID":1000,"size":100000}]""", data["uidMappings"]!.ToJsonString());
             Assert.Equal("""[{"containerID":0,"hostID":1000,"size":100000}]""", data["gidMappings"]!.ToJsonString());
 
-            var error = Assert.Throws<ArgumentException>(() => ContainerSpec(runtimeHasIdMappedMounts: false, hostDir.FullName));
+            var error = Assert.Throws<InvalidRequestException>(() => ContainerSpec(runtimeHasIdMappedMounts: false, hostDir.FullName));
             Assert.Equal("mount /data: runtime handler \"crun\" does not support idmapped mounts", error.Message);
         }
         finally

@@ -68,11 +68,11 @@ public class CheckpointArchiveIntakeTests : IDisposable
     public void RefusesADeviceInAGzipRootfsDiffAndADeletionOutsideTheRoot()
     {
         var device = new PaxTarEntry(TarEntryType.BlockDevice, "dev/sda") { DeviceMajor = 8, DeviceMinor = 0 };
-        var e = Assert.Throws<ArgumentException>(() =>
+        var e = Assert.Throws<InvalidRequestException>(() =>
             CheckpointArchiveIntake.Extract(Archive(File("rootfs-diff.tar", GzipDiff(device))), Path.Combine(_dir, "work1"), CancellationToken.None));
         Assert.Contains("BlockDevice", e.Message);
 
-        e = Assert.Throws<ArgumentException>(() =>
+        e = Assert.Throws<InvalidRequestException>(() =>
             CheckpointArchiveIntake.Extract(Archive(File("deleted.files", "[\"/../etc/passwd\"]"u8.ToArray())), Path.Combine(_dir, "work2"), CancellationToken.None));
         Assert.Contains("..", e.Message);
     }
@@ -80,9 +80,9 @@ public class CheckpointArchiveIntakeTests : IDisposable
     [Fact]
     public void RefusesAnEntryInsideAFileAndOneThatAppearsTwice()
     {
-        Assert.Throws<ArgumentException>(() => CheckpointArchiveIntake.Extract(
+        Assert.Throws<InvalidRequestException>(() => CheckpointArchiveIntake.Extract(
             Archive(File("checkpoint/inventory.img/x", "x"u8.ToArray())), Path.Combine(_dir, "work1"), CancellationToken.None));
-        Assert.Throws<ArgumentException>(() => CheckpointArchiveIntake.Extract(
+        Assert.Throws<InvalidRequestException>(() => CheckpointArchiveIntake.Extract(
             Archive(File("./config.dump", "{}"u8.ToArray())), Path.Combine(_dir, "work2"), CancellationToken.None));
         Assert.False(Directory.Exists(Path.Combine(_dir, "work1")));
         Assert.False(Directory.Exists(Path.Combine(_dir, "work2")));

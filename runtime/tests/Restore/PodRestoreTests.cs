@@ -54,7 +54,7 @@ public class PodRestoreTests : IDisposable
     public void ContainerConfigsMustNameExactlyTheCheckpointedContainers(params string[] names)
     {
         TwoContainers();
-        Assert.Throws<ArgumentException>(() => PodRestore.Validate(Request(names)));
+        Assert.Throws<InvalidRequestException>(() => PodRestore.Validate(Request(names)));
     }
 
     [Fact]
@@ -63,7 +63,7 @@ public class PodRestoreTests : IDisposable
         TwoContainers();
         var request = Request("alpha", "beta");
         request.Options["tcp_established"] = "true";
-        Assert.Contains("tcp_established", Assert.Throws<ArgumentException>(() => PodRestore.Validate(request)).Message);
+        Assert.Contains("tcp_established", Assert.Throws<InvalidRequestException>(() => PodRestore.Validate(request)).Message);
     }
 
     [Theory]
@@ -73,7 +73,7 @@ public class PodRestoreTests : IDisposable
     {
         var request = Request("alpha");
         request.CheckpointPath = path;
-        Assert.Throws<ArgumentException>(() => PodRestore.Validate(request));
+        Assert.Throws<InvalidRequestException>(() => PodRestore.Validate(request));
     }
 
     [Fact]
@@ -98,23 +98,23 @@ public class PodRestoreTests : IDisposable
         WriteManifest(Entry("alpha", archive));
         File.CreateSymbolicLink(Path.Combine(_dir, "link.tar"), "/etc/passwd");
         Directory.CreateDirectory(Path.Combine(_dir, "dir.tar"));
-        Assert.Throws<ArgumentException>(() => PodRestore.Validate(Request("alpha")));
+        Assert.Throws<InvalidRequestException>(() => PodRestore.Validate(Request("alpha")));
     }
 
     [Fact]
     public void AMissingHugeOrMalformedPodJsonIsRefused()
     {
-        Assert.Throws<ArgumentException>(() => PodRestore.Validate(Request("alpha")));
+        Assert.Throws<InvalidRequestException>(() => PodRestore.Validate(Request("alpha")));
         File.WriteAllText(Path.Combine(_dir, "pod.json"), "{\"containers\": [");
-        Assert.Throws<ArgumentException>(() => PodRestore.Validate(Request("alpha")));
+        Assert.Throws<InvalidRequestException>(() => PodRestore.Validate(Request("alpha")));
         File.WriteAllText(Path.Combine(_dir, "pod.json"), new string(' ', (int)PodRestore.MaxManifestBytes) + "{}");
-        Assert.Contains("more than", Assert.Throws<ArgumentException>(() => PodRestore.Validate(Request("alpha"))).Message);
+        Assert.Contains("more than", Assert.Throws<InvalidRequestException>(() => PodRestore.Validate(Request("alpha"))).Message);
         File.Delete(Path.Combine(_dir, "pod.json"));
         File.CreateSymbolicLink(Path.Combine(_dir, "pod.json"), "/etc/hostname");
-        Assert.Throws<ArgumentException>(() => PodRestore.Validate(Request("alpha")));
+        Assert.Throws<InvalidRequestException>(() => PodRestore.Validate(Request("alpha")));
         File.Delete(Path.Combine(_dir, "pod.json"));
         WriteManifest(Entry("alpha", "alpha.tar"), podConfig: """{"metadata":{"name":7}}""");
         File.WriteAllText(Path.Combine(_dir, "alpha.tar"), "");
-        Assert.Throws<ArgumentException>(() => PodRestore.Validate(Request("alpha")));
+        Assert.Throws<InvalidRequestException>(() => PodRestore.Validate(Request("alpha")));
     }
 }

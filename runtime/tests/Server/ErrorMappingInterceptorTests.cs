@@ -53,4 +53,43 @@ public class ErrorMappingInterceptorTests
         // Two cut messages and the (short) stack traces of this test.
         Assert.InRange(logged.Length, 2 * ErrorMappingInterceptor.MaxDetailLength, 4 * ErrorMappingInterceptor.MaxDetailLength + 8192);
     }
+
+    private static async Task<RpcException> MappedAsync(Exception thrown) =>
+        await Assert.ThrowsAsync<RpcException>(() => new ErrorMappingInterceptor(new RecordingLogger())
+            .UnaryServerHandler<string, string>("request", new CallContext(), (_, _) => throw thrown));
+
+    public static TheoryData<Exception, StatusCode> DomainErrors => new()
+    {
+        { new InvalidRequestException("bad input"), StatusCode.InvalidArgument },
+        { new NotFoundException("no such thing"), StatusCode.NotFound },
+        { new WrongStateException("not now"), StatusCode.FailedPrecondition },
+        { new UnauthenticatedException("who are you"), StatusCode.Unauthenticated },
+        { new AlreadyExistsException("taken"), StatusCode.AlreadyExists },
+        { LimitExceededException.Over("a manifest", 4096), StatusCode.ResourceExhausted },
+        { new InsufficientSpaceException("disk full"), StatusCode.ResourceExhausted },
+        { new CheckpointUnavailableException("CheckpointContainer", "no criu"), StatusCode.Unimplemented },
+        { new TimeoutException("too slow"), StatusCode.DeadlineExceeded },
+    };
+
+    [Theory]
+    [MemberData(nameof(DomainErrors))]
+    public async Task EachDomainErrorHasItsCodeAndKeepsItsMessage(Exception thrown, StatusCode code)
+    {
+        var e = await MappedAsync(thrown);
+
+        Assert.Equal(code, e.StatusCode);
+        Assert.Contains(thrown.Message, e.Status.Detail);
+    }
+
+    [Fact]
+    public async Task AnArgumentExceptionIsCriShimsBugNotTheCallersMistake()
+    {
+        foreach (var bug in new Exception[] { new ArgumentNullException("spec"), new ArgumentException("wrong argument"), new ArgumentOutOfRangeException("index") })
+        {
+            var e = await MappedAsync(bug);
+
+            Assert.Equal(StatusCode.Internal, e.StatusCode);
+            Assert.Contains(bug.Message, e.Status.Detail);
+        }
+    }
 }

@@ -192,12 +192,12 @@ internal static class SpdyStreaming
         string portText = data.Header("port");
         try
         {
-            if (!int.TryParse(portText, out int port)) throw new ArgumentException($"invalid port \"{portText}\"");
+            if (!int.TryParse(portText, out int port)) throw new InvalidRequestException($"invalid port \"{portText}\"");
             using var target = await service.ConnectPortAsync(request.PodId, port, cancellationToken);
             await PortForwarder.RelayAsync(target, data.OpenInput(), data.Output, () => new ValueTask(data.CloseAsync()), cancellationToken);
         }
-        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ArgumentException or OperationCanceledException
-                                      or CriShim.Runtime.Server.NotFoundException)
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ArgumentException or InvalidRequestException or OperationCanceledException
+                                      or NotFoundException)
         {
             if (e is not OperationCanceledException)
             {

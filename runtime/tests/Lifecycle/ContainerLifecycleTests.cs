@@ -1,0 +1,128 @@
+using CriShim.Runtime.Oci;
+using Runtime.V1;
+
+namespace CriShim.Runtime.Tests.Lifecycle;
+
+/// <summary>The container and pod lifecycle over fakes of the runtime and the monitor: what is called, in which order, and the state it leaves.</summary>
+public sealed class ContainerLifecycleTests : IDisposable
+{
+    private readonly ServiceHarness _services = new();
+
+    public void Dispose() => _services.Dispose();
+
+    private static int IndexOf(IReadOnlyList<string> calls, string call)
+    {
+        int index = calls.ToList().IndexOf(call);
+        Assert.True(index >= 0, $"{call} was never called; calls: {string.Join(", ", calls)}");
+        return index;
+    }
+
+    [Fact]
+    public async Task StartRunsTheContainerAndStopEndsItWithItsStopSignal()
+    {
+        _services.CreatedContainer("c1");
+
+        await _services.Containers.StartAsync("c1", CancellationToken.None);
+        Assert.Equal(ContainerState.ContainerRunning, _services.Containers.Get("c1").State);
+        await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
+
+        var record = _services.Containers.Get("c1");
+        Assert.Equal(ContainerState.ContainerExited, record.State);
+        Assert.Equal(128 + Signals.Parse("SIGTERM"), record.ExitCode);
+        Assert.Equal(["runtime.start c1", $"runtime.kill c1 {Signals.Parse("SIGTERM")}"], _services.Log.Calls);
+    }
+
+    [Fact]
+    public async Task AContainerStartsOnlyOnce()
+    {
+        await _services.RunningContainerAsync("c1");
+
+        await Assert.ThrowsAsync<WrongStateException>(() => _services.Containers.StartAsync("c1", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task StopKillsAContainerThatIgnoresItsStopSignal()
+    {
+        await _services.RunningContainerAsync("c1");
+        _services.Runtime.IgnoredSignals.Add(Signals.Parse("SIGTERM"));
+
+        await _services.Containers.StopAsync("c1", 1, CancellationToken.None);
+
+        Assert.Equal(ContainerState.ContainerExited, _services.Containers.Get("c1").State);
+        Assert.Equal(128 + Signals.Kill, _services.Containers.Get("c1").ExitCode);
+        Assert.Equal(["runtime.start c1", $"runtime.kill c1 {Signals.Parse("SIGTERM")}", $"runtime.kill c1 {Signals.Kill}"], _services.Log.Calls);
+    }
+
+    [Fact]
+    public async Task StopOfACreatedContainerKillsItAtOnceAndRecordsTheExit()
+    {
+        _services.CreatedContainer("c1");
+
+        await _services.Containers.StopAsync("c1", 30, CancellationToken.None);
+
+        var record = _services.Containers.Get("c1");
+        Assert.Equal(ContainerState.ContainerExited, record.State);
+        // Never started: no stop signal, SIGKILL only.
+        Assert.All(_services.Log.Calls, call => Assert.Equal($"runtime.kill c1 {Signals.Kill}", call));
+        Assert.NotEmpty(_services.Log.Calls);
+    }
+
+    [Fact]
+    public async Task StopOfAContainerWhoseMonitorDiedEndsItAndRecordsTheLostExit()
+    {
+        var (_, init, monitor) = await _services.RunningContainerAsync("c1");
+        monitor.Kill();
+        // With its conmon gone, no exit file will come.
+        _services.Runtime.MonitorRecordsExits = false;
+
+        // While the process outlives its monitor, the container still runs.
+        Assert.Equal(ContainerState.ContainerRunning, _services.Containers.Get("c1").State);
+        await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
+
+        var record = _services.Containers.Get("c1");
+        Assert.Equal(ContainerState.ContainerExited, record.State);
+        Assert.Equal(255, record.ExitCode);
+        Assert.Contains("conmon died", record.Message);
+        Assert.False(init.Identity is not null && record.IsInitAlive());
+    }
+
+    [Fact]
+    public async Task RemoveDeletesTheRuntimeStateBeforeTheRootfsAndTheRecordLast()
+    {
+        await _services.RunningContainerAsync("c1");
+        await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
+
+        await _services.Containers.RemoveAsync("c1", CancellationToken.None);
+
+        var calls = _services.Log.Calls;
+        Assert.True(IndexOf(calls, "runtime.delete c1") < IndexOf(calls, "rootfs.remove c1"));
+        Assert.True(IndexOf(calls, "rootfs.remove c1") < IndexOf(calls, "monitor.forget c1"));
+        Assert.Null(_services.ContainerRecords.Get("c1"));
+        await Assert.ThrowsAsync<NotFoundException>(() => Task.FromResult(_services.Containers.Get("c1")));
+        // Removing again is a success, as the CRI requires.
+        await _services.Containers.RemoveAsync("c1", CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task RemovePodStopsItsContainersBeforeTheInfraAndTheNetworkAndRemovesThemBeforeThePod()
+    {
+        var pod = _services.ReadyPod();
+        await _services.RunningContainerAsync("c1");
+        await _services.RunningContainerAsync("c2");
+
+        await _services.Pods.RemoveAsync(pod.Id, CancellationToken.None);
+
+        var calls = _services.Log.Calls;
+        int infraDeleted = IndexOf(calls, "runtime.delete pod1");
+        foreach (string container in new[] { "c1", "c2" })
+        {
+            // Every container is killed while its pod's namespaces still exist, and removed after.
+            Assert.True(IndexOf(calls, $"runtime.kill {container} {Signals.Kill}") < infraDeleted);
+            Assert.True(IndexOf(calls, $"runtime.delete {container}") > infraDeleted);
+            Assert.Null(_services.ContainerRecords.Get(container));
+        }
+        Assert.True(infraDeleted < IndexOf(calls, "monitor.forget pod1"));
+        Assert.True(infraDeleted < IndexOf(calls, "network.detach pod1"));
+        Assert.Null(_services.PodRecords.Get(pod.Id));
+    }
+}
