@@ -269,9 +269,21 @@ public partial class RestoreTests(RegistryFixture registry)
 
         // Valid to the daemon, but its CRIU image dir is empty: CRIU fails and the container goes.
         string empty = WriteArchive(Path.Combine(dir, "empty.tar"), Minimal());
+        var toRestore = Cri.Container("counter", empty, "sh");
+
+        // A restored container that is never started stops and goes like any created one.
+        string unstarted = (await daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = podId, Config = toRestore, SandboxConfig = pod,
+        })).ContainerId;
+        await daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = unstarted, Timeout = 1 });
+        Assert.Equal(ContainerState.ContainerExited, (await daemon.StatusAsync(unstarted)).State);
+        await daemon.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = unstarted });
+        Assert.False(Directory.Exists(Path.Combine(daemon.Dirs.Root, "containers", unstarted)));
+
         string id = (await daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
         {
-            PodSandboxId = podId, Config = Cri.Container("counter", empty, "sh"), SandboxConfig = pod,
+            PodSandboxId = podId, Config = toRestore, SandboxConfig = pod,
         })).ContainerId;
         e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }).ResponseAsync);
         Console.WriteLine($"CRIU failure: {e.StatusCode} {e.Status.Detail}");
