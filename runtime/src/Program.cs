@@ -1,5 +1,6 @@
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Daemon;
+using CriShim.Runtime.Server;
 
 CommandLine commandLine;
 CriShimConfig config;

@@ -78,7 +78,7 @@ public sealed class CheckpointImages(ImageStore images, ContentStore content)
     /// </summary>
     public async Task<CheckpointArchiveFile> OpenArchiveAsync(CheckpointLayer layer, CancellationToken cancellationToken)
     {
-        if (!content.Has(layer.Digest)) throw new Server.NotFoundException($"the checkpoint layer {layer.Digest} is no longer in the store");
+        if (!content.Has(layer.Digest)) throw new NotFoundException($"the checkpoint layer {layer.Digest} is no longer in the store");
         // A plain tar's blob digest was verified against the manifest when it was pulled; only its diff id is checked here.
         if (IsTar(layer.MediaType) && layer.Digest == layer.DiffId) return new CheckpointArchiveFile(content.PathOf(layer.Digest), temporary: false);
 
@@ -103,7 +103,7 @@ public sealed class CheckpointImages(ImageStore images, ContentStore content)
                 }
                 catch (InvalidDataException e) when (hashing.BytesRead > MaxArchiveBytes)
                 {
-                    throw Server.LimitExceededException.Over($"the checkpoint archive of layer {layer.Digest} ({e.Message})", MaxArchiveBytes);
+                    throw LimitExceededException.Over($"the checkpoint archive of layer {layer.Digest} ({e.Message})", MaxArchiveBytes);
                 }
                 string digest = hashing.Digest();
                 if (digest != layer.DiffId)
