@@ -24,9 +24,13 @@ build:
 publish:
 	$(DOTNET) publish runtime/src/CriShim.Runtime.csproj -c Release -r linux-x64 -o $(AOT_OUT)
 
-## run: build, then run the daemon in the foreground on its default config
+## run: build, then run the daemon in the foreground on its default config plus a development pod network
+## and a crictl config under out/dev (scripts/dev-config.sh; nothing under /etc)
+DEV_OUT := $(abspath out/dev)
 run: build
-	$(JIT_BIN)
+	bash scripts/dev-config.sh $(DEV_OUT)
+	@echo "crictl: crictl --config $(DEV_OUT)/crictl.yaml ... (or export CRI_CONFIG_FILE=$(DEV_OUT)/crictl.yaml)"
+	$(JIT_BIN) --config $(DEV_OUT)/crishim.toml
 
 ## test: deps, build, unit tests, then integration tests against the AOT binary
 test: deps build publish unit-test integration-test
