@@ -8,7 +8,7 @@ JIT_BIN := runtime/src/bin/$(CONFIGURATION)/net10.0/crishim
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all deps build publish run test unit-test integration-test install clean
+.PHONY: all deps build publish run test unit-test integration-test test-host install clean
 
 all: build
 
@@ -39,7 +39,11 @@ unit-test:
 	$(DOTNET) test native-interop/tests -c $(CONFIGURATION) --no-build
 	$(DOTNET) test runtime/tests -c $(CONFIGURATION) --no-build
 
-integration-test:
+## test-host: what the tests need of this host beyond make deps; it changes the host and prints each change
+test-host:
+	bash scripts/test-host.sh
+
+integration-test: test-host
 	CRISHIM_BINARY=$(abspath $(AOT_OUT)/crishim) $(DOTNET) test integration -c $(CONFIGURATION) --no-build
 
 ## install: the AOT binary, a default config (kept if present), the systemd unit and a default CNI bridge network (if none)
@@ -78,7 +82,7 @@ test-images:
 ## bench: every benchmark against the AOT daemon (BENCH=Pull|Lifecycle|Checkpoint picks one); prints figures, asserts none
 BENCH ?=
 .PHONY: bench bench-pull
-bench: build publish
+bench: build publish test-host
 	CRISHIM_BENCH=1 CRISHIM_BINARY=$(abspath $(AOT_OUT)/crishim) $(DOTNET) test integration -c $(CONFIGURATION) --no-build \
 		--filter "Category=Benchmark$(if $(BENCH),&FullyQualifiedName~$(BENCH)Benchmark)" --logger "console;verbosity=detailed"
 bench-pull:
@@ -88,6 +92,6 @@ bench-pull:
 ## with its images served offline from $(TEST_REGISTRY); CRITEST_ARGS="--ginkgo.focus=..." narrows it
 CRITEST_ARGS ?=
 .PHONY: critest
-critest: publish
+critest: publish test-host
 	$(MAKE) test-images TEST_IMAGES_FLAGS=--critest
 	scripts/critest.sh $(CRITEST_ARGS)
