@@ -58,6 +58,11 @@ install: publish
 	  install -m 0644 packaging/10-crishim-bridge.conflist $(DESTDIR)/etc/cni/net.d/10-crishim-bridge.conflist; fi
 	-systemctl daemon-reload 2>/dev/null
 
+## deb: the Debian package out/deb/crishim_<version>_<arch>.deb from the AOT binary (scripts/build-deb.sh, dpkg-deb only)
+.PHONY: deb
+deb: publish
+	bash scripts/build-deb.sh $(AOT_OUT)/crishim out/deb
+
 clean:
 	rm -rf out
 	$(DOTNET) clean CriShim.sln -v q
