@@ -8,7 +8,7 @@ JIT_BIN := runtime/src/bin/$(CONFIGURATION)/net10.0/crishim
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all deps build publish run test unit-test integration-test install clean
+.PHONY: all deps build publish run test unit-test integration-test test-host install clean
 
 all: build
 
@@ -24,9 +24,13 @@ build:
 publish:
 	$(DOTNET) publish runtime/src/CriShim.Runtime.csproj -c Release -r linux-x64 -o $(AOT_OUT)
 
-## run: build, then run the daemon in the foreground on its default config
+## run: build, then run the daemon in the foreground on its default config plus a development pod network
+## and a crictl config under out/dev (scripts/dev-config.sh; nothing under /etc)
+DEV_OUT := $(abspath out/dev)
 run: build
-	$(JIT_BIN)
+	bash scripts/dev-config.sh $(DEV_OUT)
+	@echo "crictl: crictl --config $(DEV_OUT)/crictl.yaml ... (or export CRI_CONFIG_FILE=$(DEV_OUT)/crictl.yaml)"
+	$(JIT_BIN) --config $(DEV_OUT)/crishim.toml
 
 ## test: deps, build, unit tests, then integration tests against the AOT binary
 test: deps build publish unit-test integration-test
@@ -35,7 +39,11 @@ unit-test:
 	$(DOTNET) test native-interop/tests -c $(CONFIGURATION) --no-build
 	$(DOTNET) test runtime/tests -c $(CONFIGURATION) --no-build
 
-integration-test:
+## test-host: what the tests need of this host beyond make deps; it changes the host and prints each change
+test-host:
+	bash scripts/test-host.sh
+
+integration-test: test-host
 	CRISHIM_BINARY=$(abspath $(AOT_OUT)/crishim) $(DOTNET) test integration -c $(CONFIGURATION) --no-build
 
 ## install: the AOT binary, a default config (kept if present), the systemd unit and a default CNI bridge network (if none)
@@ -49,6 +57,11 @@ install: publish
 	if ! ls $(DESTDIR)/etc/cni/net.d/*.conflist $(DESTDIR)/etc/cni/net.d/*.conf $(DESTDIR)/etc/cni/net.d/*.json >/dev/null 2>&1; then \
 	  install -m 0644 packaging/10-crishim-bridge.conflist $(DESTDIR)/etc/cni/net.d/10-crishim-bridge.conflist; fi
 	-systemctl daemon-reload 2>/dev/null
+
+## deb: the Debian package out/deb/crishim_<version>_<arch>.deb from the AOT binary (scripts/build-deb.sh, dpkg-deb only)
+.PHONY: deb
+deb: publish
+	bash scripts/build-deb.sh $(AOT_OUT)/crishim out/deb
 
 clean:
 	rm -rf out
@@ -74,7 +87,7 @@ test-images:
 ## bench: every benchmark against the AOT daemon (BENCH=Pull|Lifecycle|Checkpoint picks one); prints figures, asserts none
 BENCH ?=
 .PHONY: bench bench-pull
-bench: build publish
+bench: build publish test-host
 	CRISHIM_BENCH=1 CRISHIM_BINARY=$(abspath $(AOT_OUT)/crishim) $(DOTNET) test integration -c $(CONFIGURATION) --no-build \
 		--filter "Category=Benchmark$(if $(BENCH),&FullyQualifiedName~$(BENCH)Benchmark)" --logger "console;verbosity=detailed"
 bench-pull:
@@ -100,6 +113,6 @@ interop: build
 ## with its images served offline from $(TEST_REGISTRY); CRITEST_ARGS="--ginkgo.focus=..." narrows it
 CRITEST_ARGS ?=
 .PHONY: critest
-critest: publish
+critest: publish test-host
 	$(MAKE) test-images TEST_IMAGES_FLAGS=--critest
 	scripts/critest.sh $(CRITEST_ARGS)

@@ -564,22 +564,6 @@ criu_selftest() {
   rm -rf "$dir"
 }
 
-# On a hybrid cgroup host (v1 controllers plus a v2 "unified" mount), crun refuses to run while any
-# controller sits on the v2 side ("cgroups in hybrid mode not supported"). Controllers nobody uses on
-# v2 (here: hugetlb) are moved to v1 hierarchies of their own, which is what the v1 side expects anyway.
-move_unified_controllers_to_v1() {
-  local unified=/sys/fs/cgroup/unified controller
-  [[ -f $unified/cgroup.controllers ]] || return 0
-  for controller in $(cat "$unified/cgroup.controllers"); do
-    mkdir -p "/sys/fs/cgroup/$controller"
-    if mount -t cgroup -o "$controller" cgroup "/sys/fs/cgroup/$controller"; then
-      log "moved the $controller cgroup controller from the v2 unified mount to v1 (crun needs a pure hybrid layout)"
-    else
-      warn "could not move the $controller cgroup controller to v1; crun will refuse to run containers"
-    fi
-  done
-}
-
 # checkpointctl from Debian 13 reads checkpoint archives the way the kubelet's users do; the
 # integration tests check CriShim's archives with it. It needs trixie's glibc (2.38), so it gets a
 # private prefix of its own: the binary and trixie's libc6, with its loader and RPATH patched in.
@@ -647,7 +631,6 @@ else
   MISSING_PACKAGES=("${APT_PACKAGES[@]}")
 fi
 
-move_unified_controllers_to_v1
 ctl_ok=0
 [[ $FORCE != 1 ]] && checkpointctl_ok && ctl_ok=1
 if [[ $pkgs_ok$bb_ok$apt_ok$all_pfx_ok$ctl_ok == 11111 ]]; then

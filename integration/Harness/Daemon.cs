@@ -95,7 +95,12 @@ public sealed class Daemon : IAsyncDisposable
     public static Daemon Launch(DaemonDirs dirs, string? configToml = null, params string[] extraArgs) =>
         Launch(dirs, configToml, ownsDirs: false, extraArgs);
 
-    private static Daemon Launch(DaemonDirs dirs, string? configToml, bool ownsDirs, string[] extraArgs)
+    /// <summary>Starts the daemon without waiting, with these variables added to its environment.</summary>
+    public static Daemon Launch(DaemonDirs dirs, IReadOnlyDictionary<string, string> environment) =>
+        Launch(dirs, configToml: null, ownsDirs: false, [], environment);
+
+    private static Daemon Launch(DaemonDirs dirs, string? configToml, bool ownsDirs, string[] extraArgs,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         // No [cni] section: the daemon gets its own bridge network (TestNetwork), never the host's /etc/cni/net.d.
         File.WriteAllText(dirs.ConfigFile, TestNetwork.WithDefaultCni(dirs.Base, configToml));
@@ -107,6 +112,7 @@ public sealed class Daemon : IAsyncDisposable
             // Its own working directory, so a test can see what the daemon or its children drop there.
             WorkingDirectory = dirs.Base,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) info.Environment[name] = value;
         foreach (string arg in new[] { "--config", dirs.ConfigFile, "--socket", dirs.Socket, "--root", dirs.Root, "--run-root", dirs.RunRoot }.Concat(extraArgs))
         {
             info.ArgumentList.Add(arg);

@@ -3,10 +3,21 @@ using CriShim.Runtime.Daemon;
 using CriShim.Runtime.Server;
 
 CommandLine commandLine;
-CriShimConfig config;
 try
 {
     commandLine = CommandLine.Parse(args);
+}
+catch (ConfigException e)
+{
+    // A mistyped command line gets the usage, as other CLIs answer it (exit 2, like getopt users).
+    Console.Error.WriteLine($"crishim: {e.Message}");
+    Console.Error.WriteLine(CommandLine.Usage);
+    return 2;
+}
+
+CriShimConfig config;
+try
+{
     switch (commandLine.Verb)
     {
         case "help":

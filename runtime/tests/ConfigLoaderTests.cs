@@ -87,6 +87,8 @@ public class CommandLineTests
 
     [Theory]
     [InlineData(new[] { "--bogus", "1" }, "unknown flag --bogus")]
+    [InlineData(new[] { "--bogus" }, "unknown flag --bogus")]
+    [InlineData(new[] { "-v" }, "unexpected argument \"-v\"")]
     [InlineData(new[] { "--socket" }, "--socket needs a value")]
     [InlineData(new[] { "--socket", "rel.sock" }, "--socket: \"rel.sock\" is not an absolute path")]
     [InlineData(new[] { "--streaming-port", "70000" }, "--streaming-port")]
@@ -102,5 +104,27 @@ public class CommandLineTests
         Assert.Equal("config-default", CommandLine.Parse(["config", "default"]).Verb);
         Assert.Equal("version", CommandLine.Parse(["version"]).Verb);
         Assert.Equal("run", CommandLine.Parse([]).Verb);
+    }
+
+    [Theory]
+    [InlineData("version", new[] { "--version" })]
+    [InlineData("version", new[] { "version" })]
+    [InlineData("version", new[] { "--socket", "/x.sock", "--version" })]
+    [InlineData("help", new[] { "--help" })]
+    [InlineData("help", new[] { "-h" })]
+    [InlineData("help", new[] { "help" })]
+    [InlineData("help", new[] { "--config", "/missing.toml", "-h" })]
+    public void VersionAndHelpNeedNoValueAndNoConfigFile(string verb, string[] args)
+    {
+        Assert.Equal(verb, CommandLine.Parse(args).Verb);
+    }
+
+    [Fact]
+    public void UsageNamesEveryFlagAndVerb()
+    {
+        foreach (string word in new[] { "--version", "--help", "-h", "config default", "--config", "--socket", "--cni-conf-dir", "--streaming-port" })
+        {
+            Assert.Contains(word, CommandLine.Usage);
+        }
     }
 }

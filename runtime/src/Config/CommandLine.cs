@@ -6,7 +6,8 @@ public sealed record CommandLine(string Verb, string ConfigPath, bool ConfigPath
     public const string Usage = """
         usage: crishim [flags]            run the daemon
                crishim config default     print the default configuration file
-               crishim version            print the version
+               crishim version            print the version (also --version)
+               crishim help               print this text (also --help, -h)
 
         flags (each overrides the config file):
           --config <path>          configuration file (default /etc/crishim/crishim.toml)
@@ -40,6 +41,8 @@ public sealed record CommandLine(string Verb, string ConfigPath, bool ConfigPath
             ? p : throw new ConfigException($"--streaming-port: \"{v}\" is not a port number"),
     };
 
+    private static bool IsFlag(string name) => name == "--config" || Setters.ContainsKey(name);
+
     private static string RequireAbsolute(string flag, string value) =>
         Path.IsPathRooted(value) ? value : throw new ConfigException($"{flag}: \"{value}\" is not an absolute path");
 
@@ -52,8 +55,8 @@ public sealed record CommandLine(string Verb, string ConfigPath, bool ConfigPath
         for (int i = 0; i < args.Length; i++)
         {
             string arg = args[i];
-            if (arg is "-h" or "--help") return new CommandLine("help", configPath, false, overrides);
-            if (i == 0 && arg == "version") return new CommandLine("version", configPath, false, overrides);
+            if (arg is "-h" or "--help" || (i == 0 && arg == "help")) return new CommandLine("help", configPath, false, overrides);
+            if (arg == "--version" || (i == 0 && arg == "version")) return new CommandLine("version", configPath, false, overrides);
             if (i == 0 && arg == "config")
             {
                 return args.Length == 2 && args[1] == "default"
@@ -70,6 +73,7 @@ public sealed record CommandLine(string Verb, string ConfigPath, bool ConfigPath
             else
             {
                 if (!arg.StartsWith("--", StringComparison.Ordinal)) throw new ConfigException($"unexpected argument \"{arg}\"");
+                if (!IsFlag(arg)) throw new ConfigException($"unknown flag {arg}");
                 if (i + 1 >= args.Length) throw new ConfigException($"{arg} needs a value");
                 value = args[++i];
             }

@@ -32,6 +32,12 @@ public sealed class ComponentProbe(CriShimConfig config, RuntimeHandlers handler
                 {
                     Store.StateDirectory.Create(runtime.Root);
                     var (version, canCheckpoint) = await runtime.VersionAsync(cancellationToken);
+                    if (CgroupLayout.HandlerProblem(CgroupLayout.Root, version) is { } layoutProblem)
+                    {
+                        probes.Add(new HandlerProbe(runtime.Handler, runtime.BinaryPath, false, version, layoutProblem, false));
+                        logger.LogWarning("runtime handler {Handler} is not usable: {Error}", runtime.Handler, layoutProblem);
+                        continue;
+                    }
                     var features = await runtime.FeaturesAsync();
                     probes.Add(new HandlerProbe(runtime.Handler, runtime.BinaryPath, true, version, "", canCheckpoint,
                         features.RecursiveReadOnlyMounts, features.UserNamespaces));

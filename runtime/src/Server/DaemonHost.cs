@@ -16,6 +16,9 @@ public static class DaemonHost
 {
     public static async Task<int> RunAsync(CriShimConfig config)
     {
+        // Read (and removed from the environment) before any child process starts: runc and conmon act on NOTIFY_SOCKET.
+        using var systemd = SystemdNotifier.FromEnvironment();
+        systemd.StartWatchdog();
         // The socket first, so a second daemon stops before it touches the state; its directory (often the
         // run root itself) is searchable by the socket's group.
         using var socket = SocketGuard.Acquire(config.Server.Socket);
@@ -86,9 +89,16 @@ public static class DaemonHost
         await app.StartAsync();
         socket.RestrictPermissions();
         _ = probe.RunAsync(app.Lifetime.ApplicationStopping);
-        _ = recovery.RecoverAsync(interrupted, app.Lifetime.ApplicationStopping);
+        var recovering = recovery.RecoverAsync(interrupted, app.Lifetime.ApplicationStopping);
         logger.LogInformation("crishim {Version} serving CRI v1 on unix://{Socket}", RuntimeStatusService.RuntimeVersion, config.Server.Socket);
         if (config.Metrics.Address.Length > 0) logger.LogInformation("serving Prometheus metrics on http://{Address}/metrics", config.Metrics.Address);
+        if (interrupted.Count > 0) systemd.Notify($"STATUS=recovering {interrupted.Count} container(s) from interrupted checkpoints");
+        _ = systemd.ReadyAfterAsync(recovering, $"serving CRI v1 on unix://{config.Server.Socket}");
+        app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            systemd.StopWatchdog();
+            systemd.Notify("STOPPING=1\nSTATUS=stopping");
+        });
         await app.WaitForShutdownAsync();
         logger.LogInformation("crishim stopped");
         return 0;
