@@ -102,7 +102,8 @@ bench-compare: build publish
 		--filter "Category=Benchmark&FullyQualifiedName~ContainerdComparisonBenchmark" --logger "console;verbosity=detailed"
 
 ## interop: checkpoint archives across runtimes: a CriShim checkpoint restored by containerd 2.1 (Debian forky, private
-## prefix/socket/state, make deps' runc 1.3 and CRIU 4.2), and containerd -> containerd; prints what held
+## prefix/socket/state, make deps' runc 1.3 and CRIU 4.2), a containerd checkpoint restored by CriShim, and containerd -> containerd;
+## prints what held
 .PHONY: interop
 interop: build
 	bash scripts/containerd.sh install 2.1

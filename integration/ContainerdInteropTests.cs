@@ -16,8 +16,8 @@ public sealed class InteropFactAttribute : FactAttribute
 
 /// <summary>
 /// Checkpoint archives across runtimes (issue 10, "Across runtimes"): a counter checkpointed by CriShim is restored by
-/// containerd 2.1 (Debian forky's 2.1.9, with make deps' runc 1.3 and CRIU 4.2) and continues where it was; containerd's
-/// own archive restored by containerd is the yardstick. Both daemons run on private sockets, state and networks.
+/// containerd 2.1 (Debian forky's 2.1.9, with make deps' runc 1.3 and CRIU 4.2) and continues where it was, and one
+/// checkpointed by containerd continues in CriShim; containerd's own archive restored by containerd is the yardstick. Both daemons run on private sockets, state and networks.
 /// </summary>
 [Trait("Category", "Interop")]
 [Collection(RegistryCollection.Name)]
@@ -71,11 +71,47 @@ public class ContainerdInteropTests(RegistryFixture registry, ITestOutputHelper 
         }
     }
 
+    [InteropFact]
+    public async Task AContainerdCheckpointRestoresInCriShimAndContinues()
+    {
+        await using var containerd = await Containerd.StartAsync(ContainerdVersion, registry.Registry);
+        await using var crishim = await Daemon.StartAsync();
+        string archive = Path.Combine(Directory.CreateTempSubdirectory("crishim-interop-").FullName, "counter.tar");
+        try
+        {
+            // The counter also removes a directory of its image: containerd's diff carries that as a whiteout.
+            var source = new Side("containerd", containerd.Runtime, containerd.Images);
+            var checkpointed = await CheckpointCounterAsync(source, archive, $"rm -r {ImageDirectoryTheCounterRemoves}; {CounterScript}");
+
+            var target = new Side("CriShim", crishim.Runtime, crishim.Images);
+            var restored = await RestoreAsync(target, archive);
+            bool removedStaysRemoved = !await ExistsAsync(target, restored.ContainerId, ImageDirectoryTheCounterRemoves);
+            output.WriteLine($"containerd {ContainerdVersion} -> CriShim: checkpointed at {checkpointed}, restored {restored.Describe()}; " +
+                $"{ImageDirectoryTheCounterRemoves} (removed before the checkpoint) {(removedStaysRemoved ? "stays removed" : "is back")}");
+            Assert.True(restored.Continued(checkpointed), $"the counter did not continue: checkpointed {checkpointed}, restored {restored.Describe()}");
+            Assert.True(removedStaysRemoved, $"{ImageDirectoryTheCounterRemoves}, whited out in containerd's rootfs diff, is back after the restore");
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(archive)!, recursive: true);
+        }
+    }
+
+    /// <summary>A directory of the test busybox image (TestImages' BaseLayers).</summary>
+    private const string ImageDirectoryTheCounterRemoves = "/var/www";
+
+    private static async Task<bool> ExistsAsync(Side side, string id, string path)
+    {
+        var request = new ExecSyncRequest { ContainerId = id, Timeout = 30 };
+        request.Cmd.Add(["test", "-e", path]);
+        return (await side.Runtime.ExecSyncAsync(request)).ExitCode == 0;
+    }
+
     /// <summary>One daemon's CRI.</summary>
     private sealed record Side(string Name, RuntimeService.RuntimeServiceClient Runtime, ImageService.ImageServiceClient Images);
 
     /// <summary>The counter's reading before the checkpoint and after the restore, with the restore's wall times.</summary>
-    private sealed record Reading(Count First, Count Later, TimeSpan Create, TimeSpan Start)
+    private sealed record Reading(string ContainerId, Count First, Count Later, TimeSpan Create, TimeSpan Start)
     {
         /// <summary>The same run (its memory came back), from at least where it was checkpointed, and still counting.</summary>
         public bool Continued(Count checkpointed) =>
@@ -90,14 +126,14 @@ public class ContainerdInteropTests(RegistryFixture registry, ITestOutputHelper 
         public override string ToString() => $"run {Run} at {Value}";
     }
 
-    private async Task<Count> CheckpointCounterAsync(Side side, string archive)
+    private async Task<Count> CheckpointCounterAsync(Side side, string archive, string script = CounterScript)
     {
         await side.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = Busybox } });
         var pod = Cri.Pod($"interop-{side.Name.ToLowerInvariant()}");
         string podId = (await side.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = pod })).PodSandboxId;
         string id = (await side.Runtime.CreateContainerAsync(new CreateContainerRequest
         {
-            PodSandboxId = podId, Config = Cri.Container("counter", Busybox, "sh", "-c", CounterScript), SandboxConfig = pod,
+            PodSandboxId = podId, Config = Cri.Container("counter", Busybox, "sh", "-c", script), SandboxConfig = pod,
         })).ContainerId;
         await side.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
         await Cri.WaitUntilAsync(async () => (await CountAsync(side, id))?.Value >= 20, TimeSpan.FromSeconds(60), $"the counter in {side.Name}");
@@ -126,7 +162,7 @@ public class ContainerdInteropTests(RegistryFixture registry, ITestOutputHelper 
         var first = (await CountAsync(side, id))!;
         await Task.Delay(1000);
         var later = (await CountAsync(side, id))!;
-        return new Reading(first, later, create, start);
+        return new Reading(id, first, later, create, start);
     }
 
     /// <summary>The counter's run and value; a read that races the shell's truncate-and-write is retried.</summary>

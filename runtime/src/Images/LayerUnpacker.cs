@@ -22,12 +22,14 @@ public static class LayerUnpacker
     private const int NotSupported = 95; // EOPNOTSUPP: the file system keeps no xattrs of that namespace
 
     /// <param name="layerSize">The layer descriptor's size: no file is preallocated beyond it, whatever its tar header claims.</param>
-    public static async Task<LayerUsage> UnpackAsync(Stream tar, string root, long layerSize, CancellationToken cancellationToken)
+    /// <param name="skipEntry">Entries (by tar name) the caller applies itself (a restore's whiteouts), not unpacked.</param>
+    public static async Task<LayerUsage> UnpackAsync(Stream tar, string root, long layerSize, CancellationToken cancellationToken, Func<string, bool>? skipEntry = null)
     {
         var extraction = new Extraction(Path.GetFullPath(root), layerSize);
         await using var reader = new TarReader(tar, leaveOpen: true);
         while (await reader.GetNextEntryAsync(copyData: false, cancellationToken) is { } entry)
         {
+            if (skipEntry?.Invoke(entry.Name) == true) continue;
             await extraction.ApplyAsync(entry, cancellationToken);
         }
         extraction.SetDirectoryTimes();

@@ -29,6 +29,9 @@ public sealed record ExtractedCheckpoint(
 
     private const string RootfsDiffTarName = Checkpoint.RootfsDiff.TarName;
 
+    /// <summary>What the rootfs diff's OCI whiteouts remove from the image (containerd's diff has them).</summary>
+    public RootfsDiffWhiteouts Whiteouts { get; init; } = RootfsDiffWhiteouts.None;
+
     private string? ExistingFile(string name) => File.Exists(Path.Combine(WorkDir, name)) ? Path.Combine(WorkDir, name) : null;
 }
 
@@ -92,8 +95,7 @@ public static class CheckpointArchiveIntake
             ReadJson(workDir, BindMountsName, CheckpointJson.Default.ListBindMountDump, archivePath) ?? [],
             (ReadJson(workDir, RootfsDiff.DeletedName, CheckpointJson.Default.ListString, archivePath) ?? []).Select(p => ContainerRelative(p, archivePath)).ToList());
         StateDirectory.Create(checkpoint.ImagesDir);
-        if (checkpoint.RootfsDiff is { } diff) ScanRootfsDiff(diff, archivePath, cancellationToken);
-        return checkpoint;
+        return checkpoint.RootfsDiff is { } diff ? checkpoint with { Whiteouts = ScanRootfsDiff(diff, archivePath, cancellationToken) } : checkpoint;
     }
 
     private sealed record ScannedEntry(bool IsDirectory, long Length);
@@ -272,17 +274,19 @@ public static class CheckpointArchiveIntake
     /// <summary>
     /// The rootfs diff is unpacked into the new container's writable layer: its entries must stay inside
     /// it, be no device node or fifo, and claim no more than the caps (a small gzip may claim terabytes).
+    /// Returns its whiteouts.
     /// </summary>
-    private static void ScanRootfsDiff(string path, string archivePath, CancellationToken cancellationToken)
+    private static RootfsDiffWhiteouts ScanRootfsDiff(string path, string archivePath, CancellationToken cancellationToken)
     {
         string what = $"{RootfsDiff.TarName} of checkpoint archive {archivePath}";
         // Checked as each header is read, before its data is decompressed to be skipped.
         long limit = (long)Math.Min((ulong)MaxArchiveBytes, FileSystems.StatFs(Path.GetDirectoryName(path)!).AvailableBytes);
         long claimed = 0;
+        var whiteouts = new RootfsDiffWhiteouts.Collector(what);
         using var stream = OpenRootfsDiff(path);
         ReadHeaders(stream, what, cancellationToken, entry =>
         {
-            Relative(entry.Name, archivePath);
+            whiteouts.Add(Relative(entry.Name, archivePath));
             if (entry.EntryType is TarEntryType.CharacterDevice or TarEntryType.BlockDevice or TarEntryType.Fifo)
             {
                 throw new InvalidRequestException($"{what}: entry \"{entry.Name}\" is a {entry.EntryType}, which a restore does not create");
@@ -290,5 +294,6 @@ public static class CheckpointArchiveIntake
             claimed += entry.Length;
             if (claimed > limit) throw new InvalidRequestException($"{what}: its entries claim more than the {limit >> 20} MiB a restore can unpack here");
         });
+        return whiteouts.ToWhiteouts();
     }
 }

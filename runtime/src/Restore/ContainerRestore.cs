@@ -46,6 +46,7 @@ public sealed class ContainerRestore(
         try
         {
             var checkpoint = CheckpointArchiveIntake.Extract(archivePath, workDir, cancellationToken);
+            CriuImageCompatibility.Check(checkpoint.ImagesDir, archivePath);
             var (image, imageName) = await EnsureImageAsync(checkpoint, archivePath, cancellationToken);
             RequireBindMounts(checkpoint, request, image, archivePath);
             var config = RestoredConfig(request, checkpoint, imageName, archivePath);

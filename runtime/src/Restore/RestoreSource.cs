@@ -16,17 +16,22 @@ public sealed class RestoreSource(ExtractedCheckpoint checkpoint, string archive
     public StoredImage Image => image;
 
     /// <summary>
-    /// Applies rootfs-diff.tar, then deleted.files, through the container's mounted rootfs (so overlayfs
-    /// makes its own copy-ups and whiteouts). Entries were checked at intake; unpacking stays rooted.
+    /// Applies rootfs-diff.tar (its whiteouts first, as deletions), then deleted.files, through the container's
+    /// mounted rootfs (so overlayfs makes its own copy-ups and whiteouts). Entries were checked at intake;
+    /// unpacking stays rooted.
     /// </summary>
     public async Task ApplyToRootfsAsync(string rootfs, CancellationToken cancellationToken)
     {
         if (checkpoint.RootfsDiff is { } diff)
         {
+            foreach (string relative in checkpoint.Whiteouts.Removed) Delete(rootfs, relative);
+            foreach (string relative in checkpoint.Whiteouts.Emptied) Empty(rootfs, relative);
             await using var stream = CheckpointArchiveIntake.OpenRootfsDiff(diff);
             try
             {
-                await LayerUnpacker.UnpackAsync(stream, rootfs, long.MaxValue, cancellationToken);
+                // overlayfs refuses whiteout nodes made through the merged rootfs; they were applied as deletions.
+                await LayerUnpacker.UnpackAsync(stream, rootfs, long.MaxValue, cancellationToken,
+                    skipEntry: name => RootfsDiffWhiteouts.IsWhiteout(LayerUnpacker.Normalize(name)));
             }
             catch (Exception e) when (e is UnsafeLayerException or InvalidDataException)
             {
@@ -34,6 +39,25 @@ public sealed class RestoreSource(ExtractedCheckpoint checkpoint, string archive
             }
         }
         foreach (string relative in checkpoint.DeletedFiles) Delete(rootfs, relative);
+    }
+
+    /// <summary>Removes what root/relative holds (an opaque whiteout's directory), resolving each entry inside the root.</summary>
+    private static void Empty(string root, string relative)
+    {
+        string directory;
+        try
+        {
+            using var handle = RootedPaths.OpenDirectoryInRoot(root, relative.Length > 0 ? relative : ".");
+            directory = RootedPaths.PathOf(handle);
+        }
+        catch (NativeCallException e) when (e.Errno is 2 or 20) // ENOENT, ENOTDIR: the diff makes it
+        {
+            return;
+        }
+        foreach (string entry in Directory.EnumerateFileSystemEntries(directory))
+        {
+            Delete(root, relative.Length > 0 ? $"{relative}/{Path.GetFileName(entry)}" : Path.GetFileName(entry));
+        }
     }
 
     /// <summary>Removes root/relative, resolving its parent inside the root; what is already gone stays gone.</summary>

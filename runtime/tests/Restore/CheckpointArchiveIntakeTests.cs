@@ -18,14 +18,14 @@ public class CheckpointArchiveIntakeTests : IDisposable
 
     private static PaxTarEntry File(string name, byte[] content) => new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(content) };
 
-    /// <summary>A containerd-style rootfs diff: a gzip-compressed tar holding <paramref name="entry"/>.</summary>
-    private static byte[] GzipDiff(TarEntry entry)
+    /// <summary>A containerd-style rootfs diff: a gzip-compressed tar holding <paramref name="entries"/>.</summary>
+    private static byte[] GzipDiff(params TarEntry[] entries)
     {
         var compressed = new MemoryStream();
         using (var gzip = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
         using (var tar = new TarWriter(gzip, TarEntryFormat.Pax, leaveOpen: true))
         {
-            tar.WriteEntry(entry);
+            foreach (var entry in entries) tar.WriteEntry(entry);
         }
         return compressed.ToArray();
     }
@@ -75,6 +75,24 @@ public class CheckpointArchiveIntakeTests : IDisposable
         e = Assert.Throws<InvalidRequestException>(() =>
             CheckpointArchiveIntake.Extract(Archive(File("deleted.files", "[\"/../etc/passwd\"]"u8.ToArray())), Path.Combine(_dir, "work2"), CancellationToken.None));
         Assert.Contains("..", e.Message);
+    }
+
+    [Fact]
+    public void ContainerdsWhiteoutsBecomeDeletionsAndOneThatNamesNoEntryIsRefused()
+    {
+        string archive = Archive(File("rootfs-diff.tar", GzipDiff(
+            File("etc/.wh.group", []), File("var/.wh..wh..opq", []), File("var/added", "new"u8.ToArray()), File(".wh.home", []))));
+
+        var checkpoint = CheckpointArchiveIntake.Extract(archive, Path.Combine(_dir, "work1"), CancellationToken.None);
+
+        Assert.Equal(["etc/group", "home"], checkpoint.Whiteouts.Removed);
+        Assert.Equal(["var"], checkpoint.Whiteouts.Emptied);
+        Assert.True(RootfsDiffWhiteouts.IsWhiteout("etc/.wh.group"));
+        Assert.False(RootfsDiffWhiteouts.IsWhiteout("var/added"));
+
+        var e = Assert.Throws<ArgumentException>(() => CheckpointArchiveIntake.Extract(
+            Archive(File("rootfs-diff.tar", GzipDiff(File("etc/.wh..", [])))), Path.Combine(_dir, "work2"), CancellationToken.None));
+        Assert.Contains("names no entry", e.Message);
     }
 
     [Fact]

@@ -1,0 +1,84 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using CriShim.Runtime.Server;
+
+namespace CriShim.Runtime.Restore;
+
+/// <summary>
+/// What CRIU checks first when it restores, checked before anything is created so the error is
+/// FAILED_PRECONDITION with CRIU's own reason (and not a CRIU failure after the container was made):
+/// inventory.img's image version must be one this node's CRIU reads, and the dumped tasks' machine
+/// architecture (core-*.img) must be this node's. A file that cannot be read this way is left to CRIU.
+/// </summary>
+public static class CriuImageCompatibility
+{
+    private const uint InventoryMagic = 0x58313116;
+    private const uint CommonMagic = 0x54564319;
+    private const uint CoreMagic = 0x55053847;
+
+    /// <summary>CRTOOLS_IMAGES_V1 and V1_1: every CRIU since 1.x writes 2 and reads both.</summary>
+    private static readonly uint[] ReadableImageVersions = [1, 2];
+
+    /// <summary>Bounds what is read of a core image's first entry (the machine type is its first field).</summary>
+    private const int MaxEntryBytes = 1 << 20;
+
+    /// <summary>CRIU's core_entry.march values (images/core.proto).</summary>
+    private static readonly string[] Marches = ["unknown", "x86_64", "arm", "aarch64", "ppc64", "s390", "mips", "loongarch64", "riscv64"];
+
+    public static void Check(string imagesDir, string archivePath)
+    {
+        if (FirstEntryField(Path.Combine(imagesDir, "inventory.img"), [InventoryMagic]) is { } version && !ReadableImageVersions.Contains(version))
+        {
+            throw new WrongStateException(
+                $"checkpoint archive {archivePath} cannot be restored by this node's CRIU, which is too old for its images: Not supported images version {version}");
+        }
+        string? core = Directory.EnumerateFiles(imagesDir, "core-*.img").Order(StringComparer.Ordinal).FirstOrDefault();
+        uint here = NodeMarch();
+        if (core is not null && FirstEntryField(core, [CommonMagic, CoreMagic]) is { } march && march != here)
+        {
+            throw new WrongStateException(
+                $"checkpoint archive {archivePath} was dumped on {Describe(march)} and this node is {Describe(here)}: CRIU cannot restore it (Core march mismatch {march}/{here})");
+        }
+    }
+
+    private static string Describe(uint march) => march < Marches.Length ? Marches[march] : $"machine type {march}";
+
+    private static uint NodeMarch() => RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => 1,
+        Architecture.Arm => 2,
+        Architecture.Arm64 => 3,
+        Architecture.Ppc64le => 4,
+        Architecture.S390x => 5,
+        Architecture.LoongArch64 => 7,
+        Architecture.RiscV64 => 8,
+        _ => 0,
+    };
+
+    /// <summary>
+    /// The first entry's field 1 (a varint) of a CRIU image: the magics, a little-endian u32 size, then the
+    /// protobuf message. Null when the file is missing or not shaped so.
+    /// </summary>
+    private static uint? FirstEntryField(string path, uint[] magics)
+    {
+        if (!File.Exists(path)) return null;
+        using var file = File.OpenRead(path);
+        Span<byte> word = stackalloc byte[4];
+        foreach (uint magic in magics)
+        {
+            if (file.ReadAtLeast(word, 4, throwOnEndOfStream: false) != 4 || BinaryPrimitives.ReadUInt32LittleEndian(word) != magic) return null;
+        }
+        if (file.ReadAtLeast(word, 4, throwOnEndOfStream: false) != 4) return null;
+        uint size = BinaryPrimitives.ReadUInt32LittleEndian(word);
+        if (size is 0 or > MaxEntryBytes) return null;
+        var entry = new byte[Math.Min(size, 16u)];
+        if (file.ReadAtLeast(entry, entry.Length, throwOnEndOfStream: false) != entry.Length || entry[0] != 0x08) return null; // field 1, varint
+        ulong value = 0;
+        for (int i = 1, shift = 0; i < entry.Length && shift < 64; i++, shift += 7)
+        {
+            value |= (ulong)(entry[i] & 0x7f) << shift;
+            if ((entry[i] & 0x80) == 0) return value <= uint.MaxValue ? (uint)value : null;
+        }
+        return null;
+    }
+}
