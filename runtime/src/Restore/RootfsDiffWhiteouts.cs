@@ -37,7 +37,7 @@ public sealed record RootfsDiffWhiteouts(IReadOnlyList<string> Removed, IReadOnl
             if (name.StartsWith(Prefix + Prefix, StringComparison.Ordinal)) return; // AUFS bookkeeping, as LayerUnpacker skips it
             string removed = name[Prefix.Length..];
             // ".wh.", ".wh.." and ".wh..." would remove the parent or grandparent, not an entry of it.
-            if (removed is "" or "." or "..") throw new ArgumentException($"{what}: entry \"{relative}\" is a whiteout that names no entry");
+            if (removed is "" or "." or "..") throw new InvalidRequestException($"{what}: entry \"{relative}\" is a whiteout that names no entry");
             _removed.Add(parent.Length > 0 ? $"{parent}/{removed}" : removed);
         }
 

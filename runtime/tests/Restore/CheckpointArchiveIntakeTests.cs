@@ -90,7 +90,7 @@ public class CheckpointArchiveIntakeTests : IDisposable
         Assert.True(RootfsDiffWhiteouts.IsWhiteout("etc/.wh.group"));
         Assert.False(RootfsDiffWhiteouts.IsWhiteout("var/added"));
 
-        var e = Assert.Throws<ArgumentException>(() => CheckpointArchiveIntake.Extract(
+        var e = Assert.Throws<InvalidRequestException>(() => CheckpointArchiveIntake.Extract(
             Archive(File("rootfs-diff.tar", GzipDiff(File("etc/.wh..", [])))), Path.Combine(_dir, "work2"), CancellationToken.None));
         Assert.Contains("names no entry", e.Message);
     }
