@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using CriShim.TestImages;
 using Grpc.Core;
 
@@ -9,7 +8,7 @@ namespace CriShim.Integration;
 /// own state root, run root and bridge network (see <see cref="Daemon"/> and <see cref="TestNetwork"/>).
 /// </summary>
 [Collection(RegistryCollection.Name)]
-public partial class MigrationTests(RegistryFixture registry)
+public class MigrationTests(RegistryFixture registry)
 {
     private const string Handler = "runc";
 
@@ -19,23 +18,12 @@ public partial class MigrationTests(RegistryFixture registry)
     private static Runtime.V1.ContainerConfig Counter(string name, string image) =>
         Cri.Container(name, image, "sh", "-c", "i=0; while true; do i=$((i+1)); echo \"count $i\"; sleep 0.2; done");
 
-    [GeneratedRegex(@" count (\d+)$")]
-    private static partial Regex CountLine();
-
-    private static List<long> Counts(string log) =>
-        [.. log.Split('\n').Select(l => CountLine().Match(l)).Where(m => m.Success).Select(m => long.Parse(m.Groups[1].Value))];
-
-    private static string ReadShared(string path)
-    {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        return new StreamReader(stream).ReadToEnd();
-    }
 
     private static async Task<long> WaitForCountsAsync(Daemon daemon, string id)
     {
         string log = (await daemon.StatusAsync(id)).LogPath;
-        await Cri.WaitUntilAsync(() => Task.FromResult(Counts(ReadShared(log)).Count >= 3), TimeSpan.FromMinutes(1), $"container {id} to count");
-        return Counts(ReadShared(log)).Last();
+        await Cri.WaitUntilAsync(() => Task.FromResult(CounterLog.Counts(CounterLog.ReadShared(log)).Count >= 3), TimeSpan.FromMinutes(1), $"container {id} to count");
+        return CounterLog.Counts(CounterLog.ReadShared(log)).Last();
     }
 
     /// <summary>
@@ -46,12 +34,12 @@ public partial class MigrationTests(RegistryFixture registry)
     {
         var status = await daemon.StatusAsync(id);
         Assert.Equal(ContainerState.ContainerCreated, status.State);
-        string restoredLog = ReadShared(status.LogPath);
+        string restoredLog = CounterLog.ReadShared(status.LogPath);
         await daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
         Assert.Equal(ContainerState.ContainerRunning, (await daemon.StatusAsync(id)).State);
-        await Cri.WaitUntilAsync(() => Task.FromResult(Counts(ReadShared(status.LogPath)[restoredLog.Length..]).Count >= 3),
+        await Cri.WaitUntilAsync(() => Task.FromResult(CounterLog.Counts(CounterLog.ReadShared(status.LogPath)[restoredLog.Length..]).Count >= 3),
             TimeSpan.FromSeconds(30), $"restored container {id} to count");
-        return (Counts(restoredLog).Last(), Counts(ReadShared(status.LogPath)[restoredLog.Length..]));
+        return (CounterLog.Counts(restoredLog).Last(), CounterLog.Counts(CounterLog.ReadShared(status.LogPath)[restoredLog.Length..]));
     }
 
     /// <summary>
@@ -98,7 +86,7 @@ public partial class MigrationTests(RegistryFixture registry)
         string dir = PrivateDir("crishim-migrate-");
         string archive = Path.Combine(dir, "counter.tar");
 
-        long beforeCheckpoint = Counts(ReadShared((await source.StatusAsync(original)).LogPath)).Last();
+        long beforeCheckpoint = CounterLog.Counts(CounterLog.ReadShared((await source.StatusAsync(original)).LogPath)).Last();
         await source.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = original, Location = archive, Timeout = 120 });
         // gzip, as buildah pushes layers: the target decompresses it before the restore reads it.
         string image = await registry.Registry.PushCheckpointAsync(archive, "counter", $"crishim-test/checkpoint-counter:{Guid.NewGuid():N}", LayerCompression.Gzip);
@@ -152,7 +140,7 @@ public partial class MigrationTests(RegistryFixture registry)
         var checkpointRequest = new CheckpointPodRequest { PodSandboxId = sourcePodId, OutputPath = checkpoint };
         checkpointRequest.ContainerIds.Add(originals.Values);
         var beforeCheckpoint = new Dictionary<string, long>();
-        foreach (var (name, id) in originals) beforeCheckpoint[name] = Counts(ReadShared((await source.StatusAsync(id)).LogPath)).Last();
+        foreach (var (name, id) in originals) beforeCheckpoint[name] = CounterLog.Counts(CounterLog.ReadShared((await source.StatusAsync(id)).LogPath)).Last();
         await source.Runtime.CheckpointPodAsync(checkpointRequest, deadline: DateTime.UtcNow.AddSeconds(120));
         string sourceIp = await PodIpAsync(source, sourcePodId);
         await RemovePodAsync(source, sourcePodId);

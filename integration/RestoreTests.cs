@@ -2,14 +2,13 @@ using System.Formats.Tar;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using CriShim.TestImages;
 
 namespace CriShim.Integration;
 
 /// <summary>CreateContainer from a checkpoint archive on the host, then StartContainer: the processes continue with their memory.</summary>
 [Collection(RegistryCollection.Name)]
-public partial class RestoreTests(RegistryFixture registry)
+public class RestoreTests(RegistryFixture registry)
 {
     private const string Config = $"[runtime.handlers.crun]\npath = \"{CheckpointTests.CriuCapableCrun}\"\n";
     private const string Seed = "0123456789abcdef";
@@ -34,17 +33,6 @@ public partial class RestoreTests(RegistryFixture registry)
         return Convert.ToHexStringLower(md5.GetHashAndReset());
     }
 
-    [GeneratedRegex(@" count (\d+)$")]
-    private static partial Regex CountLine();
-
-    private static List<long> Counts(string log) =>
-        [.. log.Split('\n').Select(l => CountLine().Match(l)).Where(m => m.Success).Select(m => long.Parse(m.Groups[1].Value))];
-
-    private static string ReadShared(string path)
-    {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        return new StreamReader(stream).ReadToEnd();
-    }
 
     private static async Task<string> PatternMd5Async(Daemon daemon, string id)
     {
@@ -79,10 +67,10 @@ public partial class RestoreTests(RegistryFixture registry)
         string firstPodId = await daemon.RunPodAsync(firstPod, handler);
         string original = await daemon.StartContainerAsync(firstPodId, firstPod, CounterConfig(Busybox, dataDir));
         string originalLog = (await daemon.StatusAsync(original)).LogPath;
-        await Cri.WaitUntilAsync(() => Task.FromResult(Counts(ReadShared(originalLog)).Count > 0), TimeSpan.FromMinutes(2), "the counter to start");
+        await Cri.WaitUntilAsync(() => Task.FromResult(CounterLog.Counts(CounterLog.ReadShared(originalLog)).Count > 0), TimeSpan.FromMinutes(2), "the counter to start");
         Assert.Equal(expectedMd5, await PatternMd5Async(daemon, original));
         await daemon.ShAsync(original, "rm /tmp/sum.out; echo kept > /root/written; rm /etc/group; echo on-host > /data/file");
-        long beforeCheckpoint = Counts(ReadShared(originalLog)).Last();
+        long beforeCheckpoint = CounterLog.Counts(CounterLog.ReadShared(originalLog)).Last();
 
         await daemon.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = original, Location = location, Timeout = 120 });
         await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = firstPodId });
@@ -100,16 +88,16 @@ public partial class RestoreTests(RegistryFixture registry)
         Assert.Equal("true", status.Annotations["io.crishim.restored"]);
         Assert.Equal(location, status.Annotations["io.crishim.restored-from"]);
         Assert.Equal(Busybox, status.Image.Image);
-        int restoredLogLength = ReadShared(status.LogPath).Length;
-        var checkpointedCounts = Counts(ReadShared(status.LogPath));
+        int restoredLogLength = CounterLog.ReadShared(status.LogPath).Length;
+        var checkpointedCounts = CounterLog.Counts(CounterLog.ReadShared(status.LogPath));
         Assert.Contains(beforeCheckpoint, checkpointedCounts);
 
         await daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
 
         Assert.Equal(ContainerState.ContainerRunning, (await daemon.StatusAsync(id)).State);
-        await Cri.WaitUntilAsync(() => Task.FromResult(Counts(ReadShared(status.LogPath)[restoredLogLength..]).Count >= 3),
+        await Cri.WaitUntilAsync(() => Task.FromResult(CounterLog.Counts(CounterLog.ReadShared(status.LogPath)[restoredLogLength..]).Count >= 3),
             TimeSpan.FromSeconds(30), "the restored counter to print");
-        var continued = Counts(ReadShared(status.LogPath)[restoredLogLength..]);
+        var continued = CounterLog.Counts(CounterLog.ReadShared(status.LogPath)[restoredLogLength..]);
         Console.WriteLine($"{handler}: {beforeCheckpoint} before the checkpoint, {checkpointedCounts.Last()} in the archive's log, then {string.Join(' ', continued.Take(5))}");
         Assert.True(continued[0] > beforeCheckpoint, $"the counter restarted at {continued[0]}, it was {beforeCheckpoint} before the checkpoint");
         Assert.True(continued[0] <= checkpointedCounts.Last() + 1, $"the counter jumped to {continued[0]} past the archive's {checkpointedCounts.Last()}");

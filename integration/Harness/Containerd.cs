@@ -78,27 +78,8 @@ public sealed class Containerd : IAsyncDisposable
         lock (_output) _output.AppendLine(line);
     }
 
-    private async Task WaitUntilServingAsync(TimeSpan limit)
-    {
-        var deadline = DateTime.UtcNow + limit;
-        while (true)
-        {
-            if (_process.HasExited) throw new InvalidOperationException($"containerd exited with {_process.ExitCode}:\n{Output}");
-            if (File.Exists(SocketPath))
-            {
-                try
-                {
-                    await Runtime.VersionAsync(new VersionRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
-                    return;
-                }
-                catch (Grpc.Core.RpcException) when (DateTime.UtcNow < deadline)
-                {
-                }
-            }
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"containerd did not serve within {limit}:\n{Output}");
-            await Task.Delay(100);
-        }
-    }
+    private Task WaitUntilServingAsync(TimeSpan limit) =>
+        CriSocket.WaitUntilServingAsync("containerd", _process, SocketPath, Runtime, () => Output, limit);
 
     public async ValueTask DisposeAsync()
     {

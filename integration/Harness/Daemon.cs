@@ -133,27 +133,8 @@ public sealed class Daemon : IAsyncDisposable
         lock (_output) _output.AppendLine(line);
     }
 
-    public async Task WaitUntilServingAsync(TimeSpan limit)
-    {
-        var deadline = DateTime.UtcNow + limit;
-        while (true)
-        {
-            if (_process.HasExited) throw new InvalidOperationException($"crishim exited with {_process.ExitCode}:\n{Output}");
-            if (File.Exists(SocketPath))
-            {
-                try
-                {
-                    await Runtime.VersionAsync(new VersionRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
-                    return;
-                }
-                catch (Grpc.Core.RpcException) when (DateTime.UtcNow < deadline)
-                {
-                }
-            }
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"crishim did not serve within {limit}:\n{Output}");
-            await Task.Delay(100);
-        }
-    }
+    public Task WaitUntilServingAsync(TimeSpan limit) =>
+        CriSocket.WaitUntilServingAsync("crishim", _process, SocketPath, Runtime, () => Output, limit);
 
     public async Task<int> WaitForExitAsync(TimeSpan limit)
     {
