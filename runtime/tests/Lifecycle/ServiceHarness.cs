@@ -58,6 +58,7 @@ public sealed class ServiceHarness : IDisposable
     public ContainerService Containers { get; }
     public PodSandboxService Pods { get; }
     public ContainerEventBus Bus { get; } = new(TimeProvider.System);
+    public ContainerEventPublisher Events { get; }
     public StatePaths Paths { get; }
     public RuntimeHandlers Handlers { get; }
     public FakeRootfs Rootfs { get; }
@@ -82,7 +83,7 @@ public sealed class ServiceHarness : IDisposable
             NullLogger<ImageVolumes>.Instance);
         ContainerService? containers = null;
         PodSandboxService? pods = null;
-        var events = new ContainerEventPublisher(Bus, PodRecords, new Lazy<PodSandboxService>(() => pods!), new Lazy<ContainerService>(() => containers!));
+        var events = Events = new ContainerEventPublisher(Bus, PodRecords, new Lazy<PodSandboxService>(() => pods!), new Lazy<ContainerService>(() => containers!));
         containers = new ContainerService(Config, paths, handlers, Monitor, PodRecords, podLocks, ContainerRecords,
             new NoImages(), Rootfs, imageVolumes, events, NullLogger<ContainerService>.Instance);
         pods = new PodSandboxService(Config, paths, handlers, Monitor, PodRecords, podLocks, containers, new FakePodNetwork(Log),
