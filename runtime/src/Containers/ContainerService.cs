@@ -329,7 +329,7 @@ public sealed class ContainerService(
 
     private async Task StopLockedAsync(ContainerRecord record, long timeoutSeconds, CancellationToken cancellationToken)
     {
-        Refresh(record);
+        await ReconcileWithRuntimeAsync(record, cancellationToken);
         if (record.State == ContainerState.ContainerExited) return;
         var runtime = handlers.Of(record.RuntimeHandler);
         if (record.State == ContainerState.ContainerCreated)
@@ -405,6 +405,34 @@ public sealed class ContainerService(
         // conmon writes the exit file and then exits: one written just before this look counts.
         if (NoticeExitFile(record) || record.IsInitAlive()) return;
         MarkExited(record, 255, "Error", "conmon died; the container process is gone");
+    }
+
+    /// <summary>
+    /// <see cref="Refresh"/>, and for a container whose conmon died while its recorded process still runs, the OCI
+    /// runtime's view too: a runtime that reports the container stopped, or no longer knows it, has the last word.
+    /// Status and list calls only <see cref="Refresh"/> (synchronous, no process spawned); Stop and the exit
+    /// watcher (whose first scan is the start-up one) ask the runtime. A runtime that fails or hangs past its short
+    /// timeout leaves the container as Refresh found it: Stop then kills the process and the exit is recorded.
+    /// </summary>
+    public async Task ReconcileWithRuntimeAsync(ContainerRecord record, CancellationToken cancellationToken)
+    {
+        Refresh(record);
+        if (!IsUnmonitored(record)) return;
+        var runtime = handlers.Of(record.RuntimeHandler);
+        OciState? state;
+        try
+        {
+            state = await runtime.StateAsync(record.Id, cancellationToken);
+        }
+        catch (Exception e) when (e is ExternalCommandException or TimeoutException)
+        {
+            logger.LogWarning("container {Id}: conmon died and {Handler} state failed: {Error}", record.Id, runtime.Handler, e.Message);
+            return;
+        }
+        string? found = state is null ? $"{runtime.Handler} does not know the container"
+            : state.Status == "stopped" ? $"{runtime.Handler} reports the container stopped"
+            : null;
+        if (found is not null) MarkExited(record, 255, "Error", $"conmon died; {found}");
     }
 
     /// <summary>conmon is gone while the container has not exited: no exit file will come.</summary>

@@ -96,7 +96,7 @@ public sealed class ContainerExitWatcher(
             await WithinLockWaitAsync(async limit =>
             {
                 using var _ = await containers.LockAsync(record.Id, limit);
-                containers.Refresh(record);
+                await containers.ReconcileWithRuntimeAsync(record, cancellationToken);
             }, cancellationToken);
         }
         foreach (var pod in podRecords.All.ToList())

@@ -19,6 +19,9 @@ public interface IOciRuntime
     /// <summary>What the runtime supports, asked once.</summary>
     Task<OciFeatures> FeaturesAsync();
 
+    /// <summary>The runtime's own view of the container (`state`); null when it does not know the container.</summary>
+    Task<OciState?> StateAsync(string id, CancellationToken cancellationToken);
+
     /// <summary>Runs the created container's process (the monitor did `create`).</summary>
     Task StartAsync(string id, CancellationToken cancellationToken);
 

@@ -38,7 +38,11 @@ public sealed record OciMountExtensions([property: JsonPropertyName("idmap")] Oc
 /// <summary>A feature the runtime reports as enabled or not.</summary>
 public sealed record OciFeatureSwitch([property: JsonPropertyName("enabled")] bool? Enabled);
 
+/// <summary>`runc|crun state` output, the fields the daemon uses: status is created, running, paused or stopped.</summary>
+public sealed record OciState([property: JsonPropertyName("status")] string Status, [property: JsonPropertyName("pid")] int Pid);
+
 [JsonSerializable(typeof(OciFeatures))]
+[JsonSerializable(typeof(OciState))]
 internal sealed partial class OciJsonContext : JsonSerializerContext;
 
 /// <summary>One OCI runtime handler (runc or crun), driven through its command line with its own --root.</summary>
@@ -86,6 +90,30 @@ public sealed class OciRuntime(string handler, string binaryPath, string root) :
     }
 
     private static readonly TimeSpan LifecycleTimeout = TimeSpan.FromSeconds(60);
+
+    // `state` reads a file and probes a pid: a runtime slower than this is hung, and callers move on without its view.
+    private static readonly TimeSpan StateTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>The runtime's own view of the container (`state`); null when it does not know the container.</summary>
+    public async Task<OciState?> StateAsync(string id, CancellationToken cancellationToken)
+    {
+        var args = Global("state", id);
+        var output = await _command.RunAsync(args, StateTimeout, cancellationToken, allowFailure: true);
+        if (output.ExitCode != 0)
+        {
+            if (IsGone(output.StandardError)) return null;
+            throw new ExternalCommandException(Handler, args, output.ExitCode, output.StandardError);
+        }
+        try
+        {
+            return JsonSerializer.Deserialize(output.StandardOutput, OciJsonContext.Default.OciState)
+                ?? throw new JsonException("null state");
+        }
+        catch (JsonException e)
+        {
+            throw new ExternalCommandException(Handler, args, output.ExitCode, $"unreadable state: {e.Message}");
+        }
+    }
 
     /// <summary>Runs the created container's process (conmon did `create`).</summary>
     public Task StartAsync(string id, CancellationToken cancellationToken) =>

@@ -1,3 +1,4 @@
+using CriShim.Runtime.Exec;
 using CriShim.Runtime.Oci;
 using Runtime.V1;
 
@@ -84,6 +85,59 @@ public sealed class ContainerLifecycleTests : IDisposable
         Assert.Equal(255, record.ExitCode);
         Assert.Contains("conmon died", record.Message);
         Assert.False(init.Identity is not null && record.IsInitAlive());
+    }
+
+    [Theory]
+    [InlineData("stopped", "conmon died; fake reports the container stopped")]
+    [InlineData(null, "conmon died; fake does not know the container")]
+    public async Task AContainerWhoseMonitorDiedAndThatTheRuntimeNoLongerRunsHasExited(string? runtimeStatus, string message)
+    {
+        var (record, _, monitor) = await _services.RunningContainerAsync("c1");
+        monitor.Kill();
+        _services.Runtime.State = _ => Task.FromResult(runtimeStatus is null ? null : new OciState(runtimeStatus, record.Pid));
+
+        await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
+
+        var stopped = _services.Containers.Get("c1");
+        Assert.Equal(ContainerState.ContainerExited, stopped.State);
+        Assert.Equal(255, stopped.ExitCode);
+        Assert.Equal(message, stopped.Message);
+        // The runtime's word ends it: nothing is signalled.
+        Assert.DoesNotContain(_services.Log.Calls, call => call.StartsWith("runtime.kill", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AContainerWhoseProcessOutlivedItsMonitorRunsUntilStopKillsIt()
+    {
+        var (record, _, monitor) = await _services.RunningContainerAsync("c1");
+        monitor.Kill();
+        _services.Runtime.MonitorRecordsExits = false;
+
+        await _services.Containers.ReconcileWithRuntimeAsync(record, CancellationToken.None);
+        Assert.Equal(ContainerState.ContainerRunning, _services.Containers.Get("c1").State);
+        Assert.Contains("runtime.state c1", _services.Log.Calls);
+
+        await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
+        var stopped = _services.Containers.Get("c1");
+        Assert.Equal(ContainerState.ContainerExited, stopped.State);
+        Assert.Equal(255, stopped.ExitCode);
+        Assert.Contains($"runtime.kill c1 {Signals.Parse("SIGTERM")}", _services.Log.Calls);
+    }
+
+    [Fact]
+    public async Task ARuntimeThatTimesOutOnStateLeavesNoContainerStuck()
+    {
+        var (_, _, monitor) = await _services.RunningContainerAsync("c1");
+        monitor.Kill();
+        _services.Runtime.MonitorRecordsExits = false;
+        _services.Runtime.State = _ => throw new ExternalCommandTimeoutException("fake", ["state", "c1"], TimeSpan.FromSeconds(5));
+
+        await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
+
+        var stopped = _services.Containers.Get("c1");
+        Assert.Equal(ContainerState.ContainerExited, stopped.State);
+        Assert.Equal(255, stopped.ExitCode);
+        Assert.Contains("conmon died", stopped.Message);
     }
 
     [Fact]

@@ -117,6 +117,18 @@ public sealed class FakeRuntime(CallLog log, FakeMonitor monitor, string root) :
 
     public Task<OciFeatures> FeaturesAsync() => Task.FromResult(OciFeatures.None);
 
+    /// <summary>Replaces the runtime's view of the container (`state`); by default it follows the stand-in process.</summary>
+    public Func<string, Task<OciState?>>? State { get; set; }
+
+    public Task<OciState?> StateAsync(string id, CancellationToken cancellationToken)
+    {
+        log.Add($"runtime.state {id}");
+        if (State is { } state) return state(id);
+        StandInProcess? process;
+        lock (_processes) process = _processes.GetValueOrDefault(id);
+        return Task.FromResult(process is null ? null : new OciState(ProcessIdentity.Of(process.Pid) is null ? "stopped" : "running", process.Pid));
+    }
+
     public Task StartAsync(string id, CancellationToken cancellationToken)
     {
         log.Add($"runtime.start {id}");
