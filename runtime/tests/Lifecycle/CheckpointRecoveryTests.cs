@@ -48,12 +48,6 @@ public sealed class CheckpointRecoveryTests : IDisposable
         await _recovery.RecoverAsync(interrupted, CancellationToken.None);
     }
 
-    private async Task AssertUnlockedAsync(string id)
-    {
-        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        using var _ = await _services.Containers.LockAsync(id, bound.Token);
-    }
-
     private int Resumes => _services.Log.Calls.Count(c => c == "runtime.resume c1");
 
     [Fact]
@@ -69,7 +63,7 @@ public sealed class CheckpointRecoveryTests : IDisposable
         Assert.False(Directory.Exists(workDir));
         Assert.False(File.Exists(tempArchive));
         Assert.Equal("", _services.Containers.Get("c1").Reason);
-        await AssertUnlockedAsync("c1");
+        await _services.AssertUnlockedAsync("c1");
     }
 
     [Fact]
@@ -90,7 +84,7 @@ public sealed class CheckpointRecoveryTests : IDisposable
         Assert.True(events.Events.TryRead(out var reported), "no event reported the frozen container");
         Assert.Equal(("c1", ContainerEventType.ContainerCreatedEvent), (reported.ContainerId, reported.ContainerEventType));
         Assert.True(File.Exists(Path.Combine(workDir, CheckpointPipeline.InFlightFile)), "the marker must stay so the next start retries");
-        await AssertUnlockedAsync("c1");
+        await _services.AssertUnlockedAsync("c1");
 
         // The next start resumes it and clears the report.
         ResumeFails(0);

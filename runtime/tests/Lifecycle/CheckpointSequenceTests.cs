@@ -37,13 +37,6 @@ public sealed class CheckpointSequenceTests : IDisposable
 
     private IEnumerable<string> RuntimeAndRootfsCalls => _services.Log.Calls.Where(c => !c.StartsWith("runtime.start", StringComparison.Ordinal));
 
-    /// <summary>Fails unless the container's lock can be taken within a bound (a leaked lock would hang the next call).</summary>
-    private async Task AssertUnlockedAsync(string id)
-    {
-        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        using var _ = await _services.Containers.LockAsync(id, bound.Token);
-    }
-
     private void AssertNothingLeftBehind()
     {
         Assert.False(File.Exists(Archive));
@@ -62,7 +55,7 @@ public sealed class CheckpointSequenceTests : IDisposable
         Assert.True(File.Exists(Archive));
         Assert.InRange(result.Bytes, 1, new FileInfo(Archive).Length);
         Assert.InRange(result.Frozen, TimeSpan.Zero, result.Total);
-        await AssertUnlockedAsync("c1");
+        await _services.AssertUnlockedAsync("c1");
     }
 
     [Fact]
@@ -78,7 +71,7 @@ public sealed class CheckpointSequenceTests : IDisposable
         Assert.Contains("criu failed", e.Message);
         Assert.Equal(["runtime.pause c1", "runtime.checkpoint c1", "runtime.resume c1"], RuntimeAndRootfsCalls);
         AssertNothingLeftBehind();
-        await AssertUnlockedAsync("c1");
+        await _services.AssertUnlockedAsync("c1");
     }
 
     [Fact]
@@ -91,7 +84,7 @@ public sealed class CheckpointSequenceTests : IDisposable
 
         Assert.Equal(["runtime.pause c1", "runtime.resume c1"], RuntimeAndRootfsCalls);
         AssertNothingLeftBehind();
-        await AssertUnlockedAsync("c1");
+        await _services.AssertUnlockedAsync("c1");
     }
 
     [Fact]
@@ -107,7 +100,7 @@ public sealed class CheckpointSequenceTests : IDisposable
         Assert.Contains("dumping container c1", e.Phase);
         Assert.DoesNotContain("runtime.resume c1", _services.Log.Calls);
         dumpMayEnd.SetResult();
-        await AssertUnlockedAsync("c1");
+        await _services.AssertUnlockedAsync("c1");
         Assert.Equal("runtime.resume c1", _services.Log.Calls[^1]);
         AssertNothingLeftBehind();
     }
@@ -133,8 +126,8 @@ public sealed class CheckpointSequenceTests : IDisposable
             "runtime.resume c1", "runtime.resume c2"], RuntimeAndRootfsCalls);
         Assert.Equal(["c1.tar", "c2.tar", PodCheckpoint.ManifestName], Directory.EnumerateFiles(request.OutputPath).Select(Path.GetFileName).Order());
         Assert.Equal(2, results.Count);
-        await AssertUnlockedAsync("c1");
-        await AssertUnlockedAsync("c2");
+        await _services.AssertUnlockedAsync("c1");
+        await _services.AssertUnlockedAsync("c2");
     }
 
     [Fact]
@@ -150,7 +143,7 @@ public sealed class CheckpointSequenceTests : IDisposable
         Assert.Contains("runtime.resume c1", _services.Log.Calls);
         Assert.Contains("runtime.resume c2", _services.Log.Calls);
         Assert.Empty(Directory.EnumerateFileSystemEntries(request.OutputPath));
-        await AssertUnlockedAsync("c1");
-        await AssertUnlockedAsync("c2");
+        await _services.AssertUnlockedAsync("c1");
+        await _services.AssertUnlockedAsync("c2");
     }
 }

@@ -97,6 +97,13 @@ public sealed class ServiceHarness : IDisposable
         public StoredImage? Find(string reference) => null;
     }
 
+    /// <summary>Fails unless the container's lock can be taken within a bound (a leaked lock would hang the next call).</summary>
+    public async Task AssertUnlockedAsync(string id)
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var _ = await Containers.LockAsync(id, bound.Token);
+    }
+
     public StandInProcess NewProcess()
     {
         var process = new StandInProcess();
