@@ -162,7 +162,11 @@ public sealed class ContainerRestore(
             var mode = (UnixFileMode)(dumped.Permissions & 0x1ff);
             if (dumped.FileType == "file")
             {
-                Directory.CreateDirectory(Path.GetDirectoryName(mount.HostPath)!);
+                // Host directories above a bind-mount source belong to the host, not to CriShim's state: 0755,
+                // as the kubelet makes hostPath DirectoryOrCreate directories.
+                Directory.CreateDirectory(Path.GetDirectoryName(mount.HostPath)!,
+                    UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead |
+                    UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
                 using var file = new FileStream(mount.HostPath, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = mode });
                 File.SetUnixFileMode(file.SafeFileHandle, mode);
             }
