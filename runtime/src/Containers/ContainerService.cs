@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Diagnostics;
 using CriShim.Runtime.Checkpoint;
@@ -21,6 +20,8 @@ public sealed class ContainerService(
     StatePaths paths,
     RuntimeHandlers handlers,
     IContainerMonitor monitor,
+    IIdSource ids,
+    TimeProvider time,
     RecordStore<PodSandboxRecord> pods,
     PodLocks podLocks,
     RecordStore<ContainerRecord> containers,
@@ -32,10 +33,6 @@ public sealed class ContainerService(
 {
     private readonly KeyedLock _locks = new();
     private readonly SemaphoreSlim _createNames = new(1, 1);
-
-    public static string NewId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-
-    public static long NowNanos() => (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).Ticks * 100;
 
     public string BundleDir(string id) => Path.Combine(containers.DirectoryOf(id), "bundle");
 
@@ -83,7 +80,7 @@ public sealed class ContainerService(
             throw new InvalidRequestException($"runtime handler \"{pod.RuntimeHandler}\" is not configured");
         }
 
-        string id = NewId();
+        string id = ids.NewId();
         await _createNames.WaitAsync(cancellationToken);
         ContainerRecord record;
         try
@@ -110,7 +107,7 @@ public sealed class ContainerService(
                 ImageRef = image.RepoDigests.FirstOrDefault() ?? image.Id,
                 ImageVolumeIds = [.. volumeImages.Values.Select(i => i.Id).Distinct()],
                 RuntimeHandler = runtime.Handler,
-                CreatedAtNanos = NowNanos(),
+                CreatedAtNanos = time.Now(),
                 LogPath = logPath,
                 StopSignal = StopSignal(containerConfig, image),
                 Resources = (containerConfig.Linux?.Resources ?? new LinuxContainerResources()).ToByteArray(),
@@ -246,7 +243,7 @@ public sealed class ContainerService(
         // A restored process may end at once: its exit file then tells.
         record.Init = ProcessIdentity.Of(record.Pid);
         record.Monitor = monitor.MonitorOf(bundle);
-        record.Restore = restore with { RestoredAtNanos = NowNanos() };
+        record.Restore = restore with { RestoredAtNanos = time.Now() };
         logger.LogInformation("restored container {Id} from {Archive} (checkpointed container {Original}) in {Elapsed:0.000} s",
             record.Id, restore.Archive, restore.CheckpointedContainerId, clock.Elapsed.TotalSeconds);
     }
@@ -285,7 +282,7 @@ public sealed class ContainerService(
         catch (ExternalCommandException e)
         {
             record.State = ContainerState.ContainerExited;
-            record.FinishedAtNanos = NowNanos();
+            record.FinishedAtNanos = time.Now();
             record.ExitCode = 128;
             record.Reason = "StartError";
             record.Message = e.StandardError.Trim();
@@ -299,7 +296,7 @@ public sealed class ContainerService(
         lock (record)
         {
             running = record.State == ContainerState.ContainerCreated;
-            record.StartedAtNanos = running ? NowNanos() : Math.Min(NowNanos(), record.FinishedAtNanos);
+            record.StartedAtNanos = running ? time.Now() : Math.Min(time.Now(), record.FinishedAtNanos);
             if (running) record.State = ContainerState.ContainerRunning;
             containers.Save(record);
         }
@@ -352,8 +349,9 @@ public sealed class ContainerService(
 
     private async Task<bool> WaitForExitAsync(ContainerRecord record, TimeSpan limit, CancellationToken cancellationToken)
     {
-        var deadline = DateTime.UtcNow + limit;
-        while (DateTime.UtcNow < deadline)
+        // An elapsed time, not a time of day: a clock step does not cut the wait short or stretch it.
+        var waited = Stopwatch.StartNew();
+        while (waited.Elapsed < limit)
         {
             // A created container that was killed never gets an exit file from conmon's create path.
             if (record.State == ContainerState.ContainerCreated && !record.IsInitAlive())
@@ -457,7 +455,7 @@ public sealed class ContainerService(
             record.ExitCode = exitCode;
             record.Reason = reason;
             record.Message = message;
-            record.FinishedAtNanos = at is { } time ? (new DateTimeOffset(time) - DateTimeOffset.UnixEpoch).Ticks * 100 : NowNanos();
+            record.FinishedAtNanos = at is { } exitedAt ? UnixNanos.Of(new DateTimeOffset(exitedAt)) : time.Now();
             containers.Save(record);
         }
         events.Publish(ContainerEventType.ContainerStoppedEvent, record.Id, record.PodId);
@@ -542,7 +540,7 @@ public sealed class ContainerService(
             throw new WrongStateException($"container {record.Id} is {Describe(record.State)}, not running");
         }
         StateDirectory.Create(paths.Exec);
-        string pidFile = Path.Combine(paths.Exec, $"{record.Id}-{NewId()[..12]}.pid");
+        string pidFile = Path.Combine(paths.Exec, $"{record.Id}-{ids.NewId()[..12]}.pid");
         // The CRI's 0 means no limit; a day bounds a forgotten exec.
         var limit = timeoutSeconds > 0 ? RequestTimeout.FromSeconds(timeoutSeconds, "timeout") : TimeSpan.FromDays(1);
         try

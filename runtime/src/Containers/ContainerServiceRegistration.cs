@@ -3,6 +3,7 @@ using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Pods;
 using CriShim.Runtime.Store;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace CriShim.Runtime.Containers;
 
@@ -20,6 +21,8 @@ public static class ContainerServiceRegistration
         // conmon writes exit files here; clean-up paths expect the dir to exist before any container ran.
         StateDirectory.Create(paths.ExitDir);
         services.AddSingleton(paths);
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<IIdSource, RandomIdSource>();
         services.AddSingleton<IContainerMonitor>(new Conmon(config.Runtime.Conmon, paths.ExitDir, paths.ConmonSockets));
         services.AddSingleton(sp => new RecordStore<PodSandboxRecord>(paths.Pods, PodSandboxRecordJson.Default.PodSandboxRecord,
             sp.GetRequiredService<ILogger<PodSandboxService>>()));

@@ -13,6 +13,7 @@ namespace CriShim.Runtime.Events;
 /// <remarks>The services are lazy because they publish through this class.</remarks>
 public sealed class ContainerEventPublisher(
     ContainerEventBus bus,
+    TimeProvider time,
     RecordStore<PodSandboxRecord> pods,
     Lazy<PodSandboxService> sandboxes,
     Lazy<ContainerService> containers)
@@ -24,7 +25,7 @@ public sealed class ContainerEventPublisher(
         {
             ContainerId = containerId,
             ContainerEventType = type,
-            CreatedAt = ContainerService.NowNanos(),
+            CreatedAt = time.Now(),
             PodSandboxStatus = podStatus ?? (pods.Get(podId) is { } pod ? sandboxes.Value.Status(pod) : null),
         };
         var service = containers.Value;

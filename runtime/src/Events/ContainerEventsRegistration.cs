@@ -13,6 +13,7 @@ public static class ContainerEventsRegistration
         // The pod and container services publish through the publisher, which reads their statuses: lazy breaks the cycle.
         services.AddSingleton(sp => new ContainerEventPublisher(
             sp.GetRequiredService<ContainerEventBus>(),
+            sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<RecordStore<PodSandboxRecord>>(),
             new Lazy<PodSandboxService>(sp.GetRequiredService<PodSandboxService>),
             new Lazy<ContainerService>(sp.GetRequiredService<ContainerService>)));

@@ -22,6 +22,8 @@ public sealed class PodSandboxService(
     StatePaths paths,
     RuntimeHandlers handlers,
     IContainerMonitor monitor,
+    IIdSource ids,
+    TimeProvider time,
     RecordStore<PodSandboxRecord> pods,
     PodLocks locks,
     ContainerService containers,
@@ -57,7 +59,7 @@ public sealed class PodSandboxService(
             PodUserNamespace.OpenForTraversal(paths);
         }
 
-        string id = ContainerService.NewId();
+        string id = ids.NewId();
         PodSandboxRecord record;
         await _names.WaitAsync(cancellationToken);
         try
@@ -77,7 +79,7 @@ public sealed class PodSandboxService(
                 Id = id,
                 Config = podConfig.ToByteArray(),
                 RuntimeHandler = runtime.Handler,
-                CreatedAtNanos = ContainerService.NowNanos(),
+                CreatedAtNanos = time.Now(),
                 CgroupParent = cgroupParent,
             };
             pods.Save(record);

@@ -21,6 +21,7 @@ public sealed class StreamingService(
     RuntimeHandlers handlers,
     IContainerMonitor monitor,
     StatePaths paths,
+    IIdSource ids,
     ContainerProcessLauncher launcher,
     ILogger<StreamingService> logger)
 {
@@ -81,7 +82,7 @@ public sealed class StreamingService(
                 return RemoteCommandResult.Failed($"runtime handler \"{record.RuntimeHandler}\" is no longer configured");
             }
             StateDirectory.Create(paths.Exec);
-            string pidFile = Path.Combine(paths.Exec, $"{record.Id}-{ContainerService.NewId()[..12]}.pid");
+            string pidFile = Path.Combine(paths.Exec, $"{record.Id}-{ids.NewId()[..12]}.pid");
             logger.LogDebug("exec {Command} in container {Id} (tty {Tty})", string.Join(' ', request.Command), record.Id, request.Tty);
             int exitCode = await launcher.RunAsync(runtime, record.Id, request.Command, request.Tty, streams, pidFile, cancellationToken);
             return new RemoteCommandResult(exitCode);

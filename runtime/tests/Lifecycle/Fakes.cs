@@ -3,6 +3,7 @@ using CriShim.Runtime.Exec;
 using CriShim.Runtime.Network;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Pods;
+using CriShim.Runtime.Store;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Tests.Lifecycle;
@@ -52,14 +53,34 @@ public sealed class StandInProcess : IDisposable
     }
 }
 
-/// <summary>The monitor: records exits as conmon would write its exit file.</summary>
-public sealed class FakeMonitor(CallLog log) : IContainerMonitor
+/// <summary>A clock the test sets and moves: the time the services record (CreatedAt, StartedAt, FinishedAt).</summary>
+public sealed class FakeClock : TimeProvider
+{
+    public DateTimeOffset Now { get; set; } = new(2026, 1, 2, 3, 4, 5, TimeSpan.Zero);
+
+    public override DateTimeOffset GetUtcNow() => Now;
+
+    public long NowNanos => UnixNanos.Of(Now);
+
+    public void Advance(TimeSpan by) => Now += by;
+}
+
+/// <summary>Ids 1, 2, 3... as 64 hex digits, so a test knows the id a create will get.</summary>
+public sealed class SequentialIds : IIdSource
+{
+    private int _last;
+
+    public string NewId() => Interlocked.Increment(ref _last).ToString("x64");
+}
+
+/// <summary>The monitor: records exits as conmon would write its exit file, stamped with the test's clock.</summary>
+public sealed class FakeMonitor(CallLog log, TimeProvider clock) : IContainerMonitor
 {
     private readonly Dictionary<string, MonitoredExit> _exits = [];
 
     public void RecordExit(string id, int exitCode)
     {
-        lock (_exits) _exits[id] = new MonitoredExit(exitCode, OomKilled: false, DateTime.UtcNow);
+        lock (_exits) _exits[id] = new MonitoredExit(exitCode, OomKilled: false, clock.GetUtcNow().UtcDateTime);
     }
 
     public Task<int> CreateAsync(ConmonLaunch launch, CancellationToken cancellationToken) => throw new NotSupportedException();

@@ -50,6 +50,8 @@ public sealed class ServiceHarness : IDisposable
     private readonly List<StandInProcess> _processes = [];
 
     public CallLog Log { get; } = new();
+    public FakeClock Clock { get; } = new();
+    public SequentialIds Ids { get; } = new();
     public FakeMonitor Monitor { get; }
     public FakeRuntime Runtime { get; }
     public CriShimConfig Config { get; }
@@ -67,7 +69,7 @@ public sealed class ServiceHarness : IDisposable
 
     public ServiceHarness()
     {
-        Monitor = new FakeMonitor(Log);
+        Monitor = new FakeMonitor(Log, Clock);
         Runtime = new FakeRuntime(Log, Monitor, Path.Combine(_root, "runtime"));
         Config = new CriShimConfig { State = { Root = Path.Combine(_root, "lib"), RunRoot = Path.Combine(_root, "run") } };
         var paths = Paths = new StatePaths(Config);
@@ -83,10 +85,10 @@ public sealed class ServiceHarness : IDisposable
             NullLogger<ImageVolumes>.Instance);
         ContainerService? containers = null;
         PodSandboxService? pods = null;
-        var events = Events = new ContainerEventPublisher(Bus, PodRecords, new Lazy<PodSandboxService>(() => pods!), new Lazy<ContainerService>(() => containers!));
-        containers = new ContainerService(Config, paths, handlers, Monitor, PodRecords, podLocks, ContainerRecords,
+        var events = Events = new ContainerEventPublisher(Bus, Clock, PodRecords, new Lazy<PodSandboxService>(() => pods!), new Lazy<ContainerService>(() => containers!));
+        containers = new ContainerService(Config, paths, handlers, Monitor, Ids, Clock, PodRecords, podLocks, ContainerRecords,
             new NoImages(), Rootfs, imageVolumes, events, NullLogger<ContainerService>.Instance);
-        pods = new PodSandboxService(Config, paths, handlers, Monitor, PodRecords, podLocks, containers, new FakePodNetwork(Log),
+        pods = new PodSandboxService(Config, paths, handlers, Monitor, Ids, Clock, PodRecords, podLocks, containers, new FakePodNetwork(Log),
             events, NullLogger<PodSandboxService>.Instance);
         Containers = containers;
         Pods = pods;
