@@ -68,7 +68,8 @@ public sealed class CheckpointPipeline(
     CriShimConfig config,
     StatePaths paths,
     ComponentProbe probe,
-    ContainerService containers,
+    ContainerLocks locks,
+    ContainerExitRecorder exits,
     RuntimeHandlers handlers,
     IRootfsService rootfs,
     ILogger<CheckpointPipeline> logger)
@@ -180,12 +181,11 @@ public sealed class CheckpointPipeline(
             foreach (var record in records.OrderBy(r => r.Id, StringComparer.Ordinal))
             {
                 phase.Enter($"waiting for another operation on container {record.Id} to finish");
-                held.Add(await containers.LockAsync(record.Id, token));
+                held.Add(await locks.AcquireAsync(record.Id, token));
             }
             foreach (var record in records)
             {
-                containers.Refresh(record);
-                if (record.State != ContainerState.ContainerRunning)
+                if (exits.Refresh(record).State != ContainerState.ContainerRunning)
                 {
                     throw new WrongStateException($"container {record.Id} is not running: only a running container can be checkpointed");
                 }
@@ -228,7 +228,7 @@ public sealed class CheckpointPipeline(
             {
                 phase.Enter($"writing the archive of container {capture.Record.Id}");
                 using var archive = CheckpointArchive.Create(capture.Location, capture.TempArchive);
-                WriteArchive(archive, capture, containers.Status(capture.Record), token);
+                WriteArchive(archive, capture, ContainerStatusMapper.Status(capture.Record), token);
                 phase.Enter($"syncing the archive of container {capture.Record.Id} to disk");
                 token.ThrowIfCancellationRequested();
                 long bytes = archive.Commit();
@@ -278,7 +278,7 @@ public sealed class CheckpointPipeline(
         AtomicFile.Write(Path.Combine(capture.WorkDir, InFlightFile),
             JsonSerializer.SerializeToUtf8Bytes(new CheckpointInFlight(capture.Record.Id, capture.Record.RuntimeHandler, capture.TempArchive,
                 DateTimeOffset.UtcNow + DumpSafetyLimit), CheckpointJson.Default.CheckpointInFlight));
-        string specText = await File.ReadAllTextAsync(Path.Combine(containers.BundleDir(capture.Record.Id), "config.json"), token);
+        string specText = await File.ReadAllTextAsync(Path.Combine(paths.ContainerBundle(capture.Record.Id), "config.json"), token);
         capture.Spec = JsonNode.Parse(specText)!.AsObject();
     }
 

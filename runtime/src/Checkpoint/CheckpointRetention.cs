@@ -15,7 +15,7 @@ namespace CriShim.Runtime.Checkpoint;
 /// Newest is by the time in the name (the kubelet's clock), and the archive just written always stays.
 /// </summary>
 public sealed partial class CheckpointRetention(
-    CriShimConfig config, ContainerService containers, PodSandboxService sandboxes, ILogger<CheckpointRetention> logger)
+    CriShimConfig config, ContainerLookup containers, PodSandboxService sandboxes, ILogger<CheckpointRetention> logger)
 {
     [GeneratedRegex(@"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")]
     private static partial Regex Rfc3339();

@@ -12,7 +12,7 @@ namespace CriShim.Runtime.Checkpoint;
 /// </summary>
 public sealed class ContainerCheckpoint(
     CriShimConfig config,
-    ContainerService containers,
+    ContainerLookup containers,
     CheckpointPipeline pipeline,
     ILogger<ContainerCheckpoint> logger)
 {

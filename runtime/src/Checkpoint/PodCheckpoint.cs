@@ -18,7 +18,7 @@ namespace CriShim.Runtime.Checkpoint;
 public sealed class PodCheckpoint(
     CriShimConfig config,
     PodSandboxService sandboxes,
-    ContainerService containers,
+    ContainerLookup containers,
     CheckpointPipeline pipeline,
     ILogger<PodCheckpoint> logger)
 {
@@ -40,7 +40,7 @@ public sealed class PodCheckpoint(
             {
                 RequireReady = () =>
                 {
-                    if (sandboxes.StateOf(pod) != PodSandboxState.SandboxReady)
+                    if (PodSandboxStatusMapper.StateOf(pod) != PodSandboxState.SandboxReady)
                     {
                         throw new WrongStateException($"pod sandbox {pod.Id} is not ready: only a ready pod can be checkpointed");
                     }

@@ -30,7 +30,11 @@ public static class ContainerServiceRegistration
             sp.GetRequiredService<ILogger<ContainerService>>()));
         services.AddSingleton<IImageUsage, ContainerImageUsage>();
         services.AddSingleton<PodLocks>();
+        services.AddSingleton<ContainerLocks>();
+        services.AddSingleton<ContainerExitRecorder>();
+        services.AddSingleton<ContainerLookup>();
         services.AddSingleton<ContainerService>();
+        services.AddSingleton<ContainerOperations>();
         services.AddSingleton<Restore.ContainerRestore>();
         services.AddSingleton<Restore.CheckpointImageRestore>();
         services.AddSingleton<Restore.PodRestore>();

@@ -50,7 +50,7 @@ public static class DaemonHost
             grpc.Interceptors.Add<ErrorMappingInterceptor>();
             grpc.MaxReceiveMessageSize = 16 * 1024 * 1024;
             // An ExecSync answer carries up to 16 MiB each of stdout and stderr.
-            grpc.MaxSendMessageSize = 2 * ContainerService.ExecSyncOutputLimit + 1024 * 1024;
+            grpc.MaxSendMessageSize = 2 * ContainerOperations.ExecSyncOutputLimit + 1024 * 1024;
             grpc.EnableDetailedErrors = false;
         });
         builder.Services.AddSingleton<RuntimeServiceEndpoint>();

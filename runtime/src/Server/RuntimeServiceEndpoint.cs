@@ -16,6 +16,8 @@ public sealed partial class RuntimeServiceEndpoint(
     PodCidrStore podCidr,
     PodSandboxService sandboxes,
     ContainerService containers,
+    ContainerLookup containerLookup,
+    ContainerOperations containerOperations,
     CriShim.Runtime.Streaming.StreamingService streaming,
     ContainerCheckpoint checkpoints,
     PodCheckpoint podCheckpoints,

@@ -15,7 +15,7 @@ namespace CriShim.Runtime.Stats;
 /// </summary>
 public sealed class StatsService(
     CriShimConfig config,
-    ContainerService containers,
+    ContainerLookup containers,
     PodSandboxService sandboxes,
     OverlayRootfsService rootfs,
     CgroupReader cgroups,
@@ -105,11 +105,7 @@ public sealed class StatsService(
 
     private async Task<PodSample> SampleAsync(PodSandboxRecord pod)
     {
-        var containerSamples = containers.OfPod(pod.Id).Select(record =>
-        {
-            containers.Refresh(record);
-            return Sample(record);
-        }).ToList();
+        var containerSamples = containers.CurrentOfPod(pod.Id).Select(Sample).ToList();
         return new PodSample(pod, PodCgroup(pod, containerSamples), await InterfacesAsync(pod), containerSamples);
     }
 
@@ -121,7 +117,7 @@ public sealed class StatsService(
     {
         if (pod.CgroupParent.Length > 0) return cgroups.ReadPath(CgroupReader.PodCgroupPath(config.Runtime.CgroupDriver, pod.CgroupParent));
         var parts = containerSamples.Select(c => c.Cgroup)
-            .Append(sandboxes.StateOf(pod) == PodSandboxState.SandboxReady ? cgroups.ReadProcess(pod.InfraPid) : null)
+            .Append(PodSandboxStatusMapper.StateOf(pod) == PodSandboxState.SandboxReady ? cgroups.ReadProcess(pod.InfraPid) : null)
             .OfType<CgroupSample>().ToList();
         return parts.Count == 0 ? null : CgroupSample.Sum(parts);
     }

@@ -9,6 +9,8 @@ public sealed class StatePaths(CriShimConfig config)
     /// <summary>Container root filesystems (see OverlayRootfsService).</summary>
     public string Rootfs => Path.Combine(config.State.Root, "rootfs");
     public string Containers => Path.Combine(config.State.Root, "containers");
+    /// <summary>A container's OCI bundle: its config.json, and conmon's pid, exit and attach files.</summary>
+    public string ContainerBundle(string containerId) => Path.Combine(Containers, containerId, "bundle");
     /// <summary>The read-only rootfs of every pod's infra process: only catatonit.</summary>
     public string InfraRootfs => Path.Combine(config.State.Root, "infra-rootfs");
     public string ExitDir => Path.Combine(config.State.RunRoot, "exits");

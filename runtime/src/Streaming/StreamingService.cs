@@ -16,7 +16,7 @@ namespace CriShim.Runtime.Streaming;
 public sealed class StreamingService(
     StreamingTokenCache tokens,
     StreamingEndpointAddress address,
-    ContainerService containers,
+    ContainerLookup containers,
     PodSandboxService sandboxes,
     RuntimeHandlers handlers,
     IContainerMonitor monitor,
@@ -100,7 +100,7 @@ public sealed class StreamingService(
         try
         {
             var record = RunningContainer(request.ContainerId);
-            await ConmonAttach.RunAsync(monitor.AttachSocketDir(record.Id), containers.BundleDir(record.Id), streams, cancellationToken);
+            await ConmonAttach.RunAsync(monitor.AttachSocketDir(record.Id), paths.ContainerBundle(record.Id), streams, cancellationToken);
             return new RemoteCommandResult(0);
         }
         catch (Exception e) when (e is NotFoundException or WrongStateException or IOException or SocketException or CriShim.NativeInterop.NativeCallException)

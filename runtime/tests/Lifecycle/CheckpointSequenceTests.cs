@@ -25,10 +25,10 @@ public sealed class CheckpointSequenceTests : IDisposable
         _services.Config.Checkpoint.Criu = criu;
         var probe = new ComponentProbe(_services.Config, _services.Handlers, NullLogger<ComponentProbe>.Instance);
         probe.RunAsync(CancellationToken.None).GetAwaiter().GetResult();
-        var pipeline = new CheckpointPipeline(_services.Config, _services.Paths, probe, _services.Containers, _services.Handlers,
+        var pipeline = new CheckpointPipeline(_services.Config, _services.Paths, probe, _services.Locks, _services.Exits, _services.Handlers,
             _services.Rootfs, NullLogger<CheckpointPipeline>.Instance);
-        _checkpoint = new ContainerCheckpoint(_services.Config, _services.Containers, pipeline, NullLogger<ContainerCheckpoint>.Instance);
-        _podCheckpoint = new PodCheckpoint(_services.Config, _services.Pods, _services.Containers, pipeline, NullLogger<PodCheckpoint>.Instance);
+        _checkpoint = new ContainerCheckpoint(_services.Config, _services.Lookup, pipeline, NullLogger<ContainerCheckpoint>.Instance);
+        _podCheckpoint = new PodCheckpoint(_services.Config, _services.Pods, _services.Lookup, pipeline, NullLogger<PodCheckpoint>.Instance);
     }
 
     public void Dispose() => _services.Dispose();

@@ -65,12 +65,12 @@ public sealed class FakeClock : TimeProvider
     public void Advance(TimeSpan by) => Now += by;
 }
 
-/// <summary>Ids 1, 2, 3... as 64 hex digits, so a test knows the id a create will get.</summary>
+/// <summary>Ids 1, 2, 3... in the first 12 of 64 hex digits (the part crictl shows), so a test knows the id it gets.</summary>
 public sealed class SequentialIds : IIdSource
 {
     private int _last;
 
-    public string NewId() => Interlocked.Increment(ref _last).ToString("x64");
+    public string NewId() => Interlocked.Increment(ref _last).ToString("x12") + new string('0', 52);
 }
 
 /// <summary>The monitor: records exits as conmon would write its exit file, stamped with the test's clock.</summary>
@@ -179,8 +179,11 @@ public sealed class FakeRuntime(CallLog log, FakeMonitor monitor, string root) :
 
     public Task UpdateResourcesAsync(string id, string resourcesJson, CancellationToken cancellationToken) => throw new NotSupportedException();
 
-    public Task<CapturedOutput> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, int outputLimit, string pidFile, CancellationToken cancellationToken) =>
-        throw new NotSupportedException();
+    public Task<CapturedOutput> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, int outputLimit, string pidFile, CancellationToken cancellationToken)
+    {
+        log.Add($"runtime.exec {id} {Path.GetFileName(pidFile)}");
+        return Task.FromResult(new CapturedOutput(0, new CappedBuffer(outputLimit), new CappedBuffer(outputLimit), TimeSpan.Zero));
+    }
 
     public List<string> ExecArguments(string id, IReadOnlyList<string> command, string pidFile, bool terminal) => throw new NotSupportedException();
 

@@ -99,8 +99,7 @@ public class PodUserNamespaceTests
     [Fact]
     public void InfraWithoutUserNamespaceJoinsThePinnedNetworkNamespace()
     {
-        var pod = Pod(new NamespaceOption());
-        pod.NetNsPath = "/run/crishim/netns/pod1";
+        var pod = Pod(new NamespaceOption()) with { NetNsPath = "/run/crishim/netns/pod1" };
 
         var linux = InfraSpec.Build(pod, "/rootfs", "/crishim/pod1", -998)["linux"]!.AsObject();
 
@@ -159,9 +158,7 @@ public class PodUserNamespaceTests
 
     private static JsonObject ContainerSpec(bool runtimeHasIdMappedMounts, string hostDir)
     {
-        var pod = Pod(PodMode());
-        pod.InfraPid = 4242;
-        pod.NetNsPath = "/run/crishim/netns/pod1";
+        var pod = Pod(PodMode()) with { InfraPid = 4242, NetNsPath = "/run/crishim/netns/pod1" };
         var config = new ContainerConfig
         {
             Metadata = new ContainerMetadata { Name = "c" },
