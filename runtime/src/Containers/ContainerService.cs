@@ -167,12 +167,13 @@ public sealed class ContainerService(
         StateDirectory.Create(bundle);
         var features = await runtime.FeaturesAsync();
         var imageVolumeSources = volumeImages.ToDictionary(v => v.Key, v => imageVolumes.Mount(ImageVolumesDir(record.Id), v.Value, v.Key.ImageSubPath, idMap));
+        string volumesDir = Path.Combine(containers.DirectoryOf(record.Id), "volumes");
         var spec = ContainerSpecBuilder.Build(new ContainerSpecInput(record.Id, containerConfig, pod, pods.DirectoryOf(pod.Id),
-            image, rootfsPath, Path.Combine(containers.DirectoryOf(record.Id), "volumes"), user, config.Runtime.CgroupDriver,
+            image, rootfsPath, volumesDir, user, config.Runtime.CgroupDriver,
             config.Checkpoint.CriuConfig, features.RecursiveReadOnlyMounts, features.IdMappedMounts, imageVolumeSources,
             TargetContainerPid(security.NamespaceOptions, pod), config.Runtime.AllowedAnnotations,
-            Cdi.CdiDevices.Resolve(containerConfig, config.Cdi.SpecDirs)));
-        AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
+            Cdi.CdiDevices.Resolve(containerConfig, config.Cdi.SpecDirs), ContainerBundle.ReadHostInputs(containerConfig)));
+        ContainerBundle.Prepare(spec, volumesDir, bundle, userNamespace);
         Directory.CreateDirectory(Path.GetDirectoryName(record.LogPath)!);
         var metadata = containerConfig.Metadata;
         if (restore is not null)

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Threading.Channels;
 using CriShim.Runtime.Config;
+using CriShim.Runtime.Oci;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;

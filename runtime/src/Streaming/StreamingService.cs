@@ -22,7 +22,6 @@ public sealed class StreamingService(
     IContainerMonitor monitor,
     StatePaths paths,
     IIdSource ids,
-    ContainerProcessLauncher launcher,
     ILogger<StreamingService> logger)
 {
     public async Task<string> ExecUrlAsync(ExecRequest request, CancellationToken cancellationToken)
@@ -84,7 +83,8 @@ public sealed class StreamingService(
             StateDirectory.Create(paths.Exec);
             string pidFile = Path.Combine(paths.Exec, $"{record.Id}-{ids.NewId()[..12]}.pid");
             logger.LogDebug("exec {Command} in container {Id} (tty {Tty})", string.Join(' ', request.Command), record.Id, request.Tty);
-            int exitCode = await launcher.RunAsync(runtime, record.Id, request.Command, request.Tty, streams, pidFile, cancellationToken);
+            int exitCode = await runtime.ExecAttachedAsync(record.Id, request.Command,
+                new ExecStdio(streams.Stdin, streams.Stdout, streams.Stderr, request.Tty, streams.Resizes), pidFile, cancellationToken);
             return new RemoteCommandResult(exitCode);
         }
         catch (Exception e) when (e is NotFoundException or WrongStateException or IOException or InvalidOperationException

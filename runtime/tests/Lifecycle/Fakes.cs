@@ -185,7 +185,14 @@ public sealed class FakeRuntime(CallLog log, FakeMonitor monitor, string root) :
         return Task.FromResult(new CapturedOutput(0, new CappedBuffer(outputLimit), new CappedBuffer(outputLimit), TimeSpan.Zero));
     }
 
-    public List<string> ExecArguments(string id, IReadOnlyList<string> command, string pidFile, bool terminal) => throw new NotSupportedException();
+    /// <summary>Plays the exec'd process of a streaming exec: its stdio and cancellation in, its exit code out.</summary>
+    public Func<ExecStdio, CancellationToken, Task<int>>? AttachedExec { get; set; }
+
+    public Task<int> ExecAttachedAsync(string id, IReadOnlyList<string> command, ExecStdio stdio, string pidFile, CancellationToken cancellationToken)
+    {
+        log.Add($"runtime.exec-attached {id} {string.Join(' ', command)} terminal={stdio.Terminal}");
+        return (AttachedExec ?? throw new NotSupportedException("no exec'd process in this test"))(stdio, cancellationToken);
+    }
 
     public Task PauseAsync(string id, CancellationToken cancellationToken) => StepAsync($"runtime.pause {id}", cancellationToken);
 

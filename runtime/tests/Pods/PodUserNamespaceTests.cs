@@ -177,7 +177,7 @@ public class PodUserNamespaceTests
             new CriShim.Runtime.Images.ImageRuntimeConfig([], [], [], "", "", "", [], new Dictionary<string, string>()), false, new Dictionary<string, string>());
         return CriShim.Runtime.Containers.ContainerSpecBuilder.Build(new CriShim.Runtime.Containers.ContainerSpecInput("c1", config, pod, hostDir, image,
             "/rootfs", Path.Combine(hostDir, "volumes"), new CriShim.Runtime.Containers.ResolvedUser(0, 0, [], "/root"), "cgroupfs", "",
-            RuntimeHasIdMappedMounts: runtimeHasIdMappedMounts));
+            RuntimeHasIdMappedMounts: runtimeHasIdMappedMounts)).Spec;
     }
 
     [Fact]
