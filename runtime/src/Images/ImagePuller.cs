@@ -136,7 +136,7 @@ public sealed class ImagePuller(
         return stored;
     }
 
-    /// <summary>A small blob (the config) into the store, verified; shared with concurrent pulls.</summary>
+    /// <summary>A blob kept as it came (the config, or a checkpoint image's archive layer) into the store, verified; shared with concurrent pulls.</summary>
     private async Task FetchBlobAsync(RegistryRepository repository, Descriptor descriptor, CancellationToken cancellationToken)
     {
         if (content.Has(descriptor.Digest)) return;
