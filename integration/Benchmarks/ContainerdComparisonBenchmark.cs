@@ -39,7 +39,6 @@ public sealed class ContainerdComparisonBenchmark(RegistryFixture registry, ITes
     [BenchmarkFact]
     public async Task PodAndContainerCyclesBesideContainerd()
     {
-        Assert.True(File.Exists(Containerd.Binary(ContainerdVersion)), $"containerd {ContainerdVersion} is not installed: run make bench-compare");
         string image = registry.Reference(TestImageNames.Busybox);
         await using var crishim = await Daemon.StartAsync();
         await using var containerd = await Containerd.StartAsync(ContainerdVersion, registry.Registry);

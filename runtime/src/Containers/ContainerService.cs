@@ -198,7 +198,7 @@ public sealed class ContainerService(
         var containerConfig = record.ConfigMessage;
         var metadata = containerConfig.Metadata;
         return new ConmonLaunch(record.Id, $"{metadata.Name}_{metadata.Attempt}", paths.ContainerBundle(record.Id), runtime,
-            record.LogPath, paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd",
+            record.LogPath, config.Runtime.CgroupDriver == "systemd",
             containerConfig.Stdin, containerConfig.StdinOnce, containerConfig.Tty);
     }
 

@@ -141,7 +141,7 @@ public sealed class PodSandboxService(
         var spec = InfraSpec.Build(record, paths.InfraRootfs, CgroupPaths.For(config.Runtime.CgroupDriver, record.CgroupParent, record.Id), OomScore.Clamp(-998));
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
         int infraPid = await monitor.CreateAsync(new ConmonLaunch(record.Id, $"infra_{podConfig.Metadata.Name}", bundle, runtime,
-            Path.Combine(bundle, "infra.log"), paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd"), cancellationToken);
+            Path.Combine(bundle, "infra.log"), config.Runtime.CgroupDriver == "systemd"), cancellationToken);
         var infra = ProcessIdentity.Of(infraPid)
             ?? throw new ContainerCreateException($"the infra process of pod sandbox {record.Id} ended before it was started");
         record = pods.Update(record.Id, current => current with { InfraPid = infraPid, Infra = infra });

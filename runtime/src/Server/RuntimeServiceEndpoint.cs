@@ -21,7 +21,6 @@ public sealed partial class RuntimeServiceEndpoint(
     CriShim.Runtime.Streaming.StreamingService streaming,
     ContainerCheckpoint checkpoints,
     PodCheckpoint podCheckpoints,
-    CheckpointRetention checkpointRetention,
     CriShim.Runtime.Stats.StatsService stats,
     CriShim.Runtime.Events.ContainerEventBus events,
     CriShim.Runtime.Restore.ContainerRestore restores,
