@@ -16,8 +16,8 @@ public sealed class StreamingExecTests : IDisposable
     public StreamingExecTests()
     {
         _harness.ReadyPod();
-        _streaming = new StreamingService(new StreamingTokenCache(), new StreamingEndpointAddress(), _harness.Containers, _harness.Pods,
-            _harness.Handlers, _harness.Monitor, _harness.Paths, NullLogger<StreamingService>.Instance);
+        _streaming = new StreamingService(new StreamingTokenCache(), new StreamingEndpointAddress(), _harness.Lookup, _harness.Pods,
+            _harness.Handlers, _harness.Monitor, _harness.Paths, _harness.Ids, NullLogger<StreamingService>.Instance);
     }
 
     public void Dispose() => _harness.Dispose();
