@@ -33,17 +33,27 @@ public sealed class RecordStoreTests : IDisposable
     {
         var store = Open();
         store.Add(Container("c1"));
-        const int updates = 64;
+        const int writers = 8, updatesEach = 8;
 
         using var start = new ManualResetEventSlim();
-        var writers = Enumerable.Range(0, updates).Select(_ => Task.Run(() =>
+        var threads = Enumerable.Range(0, writers).Select(_ => new Thread(() =>
         {
             start.Wait();
-            store.Update("c1", current => current with { ExitCode = current.ExitCode + 1 });
+            for (int i = 0; i < updatesEach; i++)
+            {
+                store.Update("c1", current =>
+                {
+                    // A mutation takes time: another writer of the id must wait, not read the same value.
+                    Thread.Sleep(1);
+                    return current with { ExitCode = current.ExitCode + 1 };
+                });
+            }
         })).ToList();
+        threads.ForEach(t => t.Start());
         start.Set();
-        await Task.WhenAll(writers);
+        await Task.Run(() => threads.ForEach(t => t.Join()));
 
+        const int updates = writers * updatesEach;
         Assert.Equal(updates, store.Get("c1")!.ExitCode);
         // What was published is what was persisted.
         Assert.Equal(updates, Open().Get("c1")!.ExitCode);
