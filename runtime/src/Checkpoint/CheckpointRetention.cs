@@ -15,7 +15,7 @@ namespace CriShim.Runtime.Checkpoint;
 /// Newest is by the time in the name (the kubelet's clock), and the archive just written always stays.
 /// </summary>
 public sealed partial class CheckpointRetention(
-    CriShimConfig config, ContainerService containers, PodSandboxService sandboxes, ILogger<CheckpointRetention> logger)
+    CheckpointConfig checkpoint, ContainerService containers, PodSandboxService sandboxes, ILogger<CheckpointRetention> logger)
 {
     [GeneratedRegex(@"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")]
     private static partial Regex Rfc3339();
@@ -51,7 +51,7 @@ public sealed partial class CheckpointRetention(
     /// <summary>Applies retention after <paramref name="containerId"/> was checkpointed to <paramref name="location"/>; a failure is logged, as the checkpoint itself succeeded.</summary>
     public void AfterCheckpoint(string containerId, string location)
     {
-        int keep = config.Checkpoint.KeepPerContainer;
+        int keep = checkpoint.KeepPerContainer;
         if (keep <= 0) return;
         var record = containers.Get(containerId);
         var pod = sandboxes.Get(record.PodId).ConfigMessage.Metadata;

@@ -70,7 +70,7 @@ public sealed class ServiceHarness : IDisposable
         Monitor = new FakeMonitor(Log);
         Runtime = new FakeRuntime(Log, Monitor, Path.Combine(_root, "runtime"));
         Config = new CriShimConfig { State = { Root = Path.Combine(_root, "lib"), RunRoot = Path.Combine(_root, "run") } };
-        var paths = Paths = new StatePaths(Config);
+        var paths = Paths = new StatePaths(Config.State);
         var handlers = Handlers = new RuntimeHandlers(Runtime.Handler, [Runtime]);
         Scratch = Directory.CreateDirectory(Path.Combine(_root, "scratch")).FullName;
         Rootfs = new FakeRootfs(Log, Directory.CreateDirectory(Path.Combine(_root, "upper")).FullName);
@@ -84,9 +84,9 @@ public sealed class ServiceHarness : IDisposable
         ContainerService? containers = null;
         PodSandboxService? pods = null;
         var events = Events = new ContainerEventPublisher(Bus, PodRecords, new Lazy<PodSandboxService>(() => pods!), new Lazy<ContainerService>(() => containers!));
-        containers = new ContainerService(Config, paths, handlers, Monitor, PodRecords, podLocks, ContainerRecords,
+        containers = new ContainerService(Config.Runtime, Config.Checkpoint, Config.Cdi, paths, handlers, Monitor, PodRecords, podLocks, ContainerRecords,
             new NoImages(), Rootfs, imageVolumes, events, NullLogger<ContainerService>.Instance);
-        pods = new PodSandboxService(Config, paths, handlers, Monitor, PodRecords, podLocks, containers, new FakePodNetwork(Log),
+        pods = new PodSandboxService(Config.Runtime, paths, handlers, Monitor, PodRecords, podLocks, containers, new FakePodNetwork(Log),
             events, NullLogger<PodSandboxService>.Instance);
         Containers = containers;
         Pods = pods;
