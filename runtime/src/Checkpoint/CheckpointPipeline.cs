@@ -65,7 +65,8 @@ public sealed class CheckpointPhase
 /// is left.
 /// </summary>
 public sealed class CheckpointPipeline(
-    CriShimConfig config,
+    CheckpointConfig checkpointConfig,
+    StateConfig state,
     StatePaths paths,
     ComponentProbe probe,
     ContainerLocks locks,
@@ -120,7 +121,7 @@ public sealed class CheckpointPipeline(
     /// <param name="method">The RPC, named in the UNIMPLEMENTED message.</param>
     public async Task EnsureAvailableAsync(string method, CancellationToken cancellationToken)
     {
-        if (!config.Checkpoint.Enabled)
+        if (!checkpointConfig.Enabled)
         {
             throw new CheckpointUnavailableException(method, "checkpointing is disabled in the configuration (checkpoint.enabled = false)");
         }
@@ -350,7 +351,7 @@ public sealed class CheckpointPipeline(
         {
             needed += ContainerCgroup.MemoryUsageBytes(target.Record.Pid) + rootfs.WritableLayerBytes(target.Record.Id);
         }
-        ulong stateAvailable = FileSystems.StatFs(config.State.Root).AvailableBytes;
+        ulong stateAvailable = FileSystems.StatFs(state.Root).AvailableBytes;
         foreach (string location in targets.Select(t => t.Location).Distinct())
         {
             string? existing = Path.GetDirectoryName(location);
@@ -361,7 +362,7 @@ public sealed class CheckpointPipeline(
                 string what = targets.Count == 1 ? $"container {targets[0].Record.Id}" : $"{targets.Count} containers";
                 throw new InsufficientSpaceException(
                     $"not enough free space to checkpoint {what}: it needs about {needed >> 20} MiB " +
-                    $"(memory plus writable layer), {location} has {available >> 20} MiB free and {config.State.Root} has {stateAvailable >> 20} MiB free");
+                    $"(memory plus writable layer), {location} has {available >> 20} MiB free and {state.Root} has {stateAvailable >> 20} MiB free");
             }
         }
     }

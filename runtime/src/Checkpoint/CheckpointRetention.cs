@@ -15,7 +15,7 @@ namespace CriShim.Runtime.Checkpoint;
 /// Newest is by the time in the name (the kubelet's clock), and the archive just written always stays.
 /// </summary>
 public sealed partial class CheckpointRetention(
-    CriShimConfig config, PodSandboxService sandboxes, ILogger<CheckpointRetention> logger)
+    CheckpointConfig checkpoint, PodSandboxService sandboxes, ILogger<CheckpointRetention> logger)
 {
     [GeneratedRegex(@"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")]
     private static partial Regex Rfc3339();
@@ -54,7 +54,7 @@ public sealed partial class CheckpointRetention(
     /// </summary>
     public void AfterCheckpoint(ContainerRecord container, string location)
     {
-        int keep = config.Checkpoint.KeepPerContainer;
+        int keep = checkpoint.KeepPerContainer;
         if (keep <= 0) return;
         string dir = Path.GetDirectoryName(location)!;
         try

@@ -11,7 +11,7 @@ namespace CriShim.Runtime.Checkpoint;
 /// resumed and no partial file is left (see <see cref="CheckpointPipeline"/>).
 /// </summary>
 public sealed class ContainerCheckpoint(
-    CriShimConfig config,
+    CheckpointConfig checkpoint,
     ContainerLookup containers,
     CheckpointPipeline pipeline,
     CheckpointRetention retention,
@@ -30,9 +30,9 @@ public sealed class ContainerCheckpoint(
         {
             ValidateLocation(location);
             if (timeoutSeconds < 0) throw new InvalidRequestException("timeout must not be negative");
-            var limit = RequestTimeout.FromSeconds(timeoutSeconds > 0 ? timeoutSeconds : config.Checkpoint.DefaultTimeoutSeconds, "timeout");
+            var limit = RequestTimeout.FromSeconds(timeoutSeconds > 0 ? timeoutSeconds : checkpoint.DefaultTimeoutSeconds, "timeout");
             record = containers.Get(containerId);
-            return new CheckpointJob($"container {record.Id}", [new CheckpointTarget(record, location)], CriuDumpOptions.From(config.Checkpoint),
+            return new CheckpointJob($"container {record.Id}", [new CheckpointTarget(record, location)], CriuDumpOptions.From(checkpoint),
                 limit, callDeadline);
         }, cancellationToken);
         var result = results[0];

@@ -18,7 +18,9 @@ namespace CriShim.Runtime.Containers;
 /// <see cref="ContainerExitRecorder"/>'s, exec, logs and resources <see cref="ContainerOperations"/>'s.
 /// </summary>
 public sealed class ContainerService(
-    CriShimConfig config,
+    RuntimeConfigSection runtimeConfig,
+    CheckpointConfig checkpointConfig,
+    CdiConfig cdiConfig,
     StatePaths paths,
     RuntimeHandlers handlers,
     IContainerMonitor monitor,
@@ -169,10 +171,10 @@ public sealed class ContainerService(
         var imageVolumeSources = volumeImages.ToDictionary(v => v.Key, v => imageVolumes.Mount(ImageVolumesDir(record.Id), v.Value, v.Key.ImageSubPath, idMap));
         string volumesDir = Path.Combine(containers.DirectoryOf(record.Id), "volumes");
         var spec = ContainerSpecBuilder.Build(new ContainerSpecInput(record.Id, containerConfig, pod, pods.DirectoryOf(pod.Id),
-            image, rootfsPath, volumesDir, user, config.Runtime.CgroupDriver,
-            config.Checkpoint.CriuConfig, features.RecursiveReadOnlyMounts, features.IdMappedMounts, imageVolumeSources,
-            TargetContainerPid(security.NamespaceOptions, pod), config.Runtime.AllowedAnnotations,
-            Cdi.CdiDevices.Resolve(containerConfig, config.Cdi.SpecDirs), ContainerBundle.ReadHostInputs(containerConfig)));
+            image, rootfsPath, volumesDir, user, runtimeConfig.CgroupDriver,
+            checkpointConfig.CriuConfig, features.RecursiveReadOnlyMounts, features.IdMappedMounts, imageVolumeSources,
+            TargetContainerPid(security.NamespaceOptions, pod), runtimeConfig.AllowedAnnotations,
+            Cdi.CdiDevices.Resolve(containerConfig, cdiConfig.SpecDirs), ContainerBundle.ReadHostInputs(containerConfig)));
         ContainerBundle.Prepare(spec, volumesDir, bundle, userNamespace);
         Directory.CreateDirectory(Path.GetDirectoryName(record.LogPath)!);
         var metadata = containerConfig.Metadata;
@@ -198,7 +200,7 @@ public sealed class ContainerService(
         var containerConfig = record.ConfigMessage;
         var metadata = containerConfig.Metadata;
         return new ConmonLaunch(record.Id, $"{metadata.Name}_{metadata.Attempt}", paths.ContainerBundle(record.Id), runtime,
-            record.LogPath, config.Runtime.CgroupDriver == "systemd",
+            record.LogPath, runtimeConfig.CgroupDriver == "systemd",
             containerConfig.Stdin, containerConfig.StdinOnce, containerConfig.Tty);
     }
 
@@ -219,7 +221,7 @@ public sealed class ContainerService(
             pid = await monitor.CreateAsync(Launch(record, runtime) with
             {
                 RestoreImagesDir = restore.ImagesDir,
-                RuntimeOptions = ["--file-locks", .. CriuDumpOptions.From(config.Checkpoint).Arguments()],
+                RuntimeOptions = ["--file-locks", .. CriuDumpOptions.From(checkpointConfig).Arguments()],
             }, CancellationToken.None);
         }
         catch (Exception e) when (e is ContainerCreateException or ExternalCommandException)

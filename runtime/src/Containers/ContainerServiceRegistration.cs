@@ -17,7 +17,7 @@ public static class ContainerServiceRegistration
 {
     public static IServiceCollection AddPodAndContainerServices(this IServiceCollection services, CriShimConfig config)
     {
-        var paths = new StatePaths(config);
+        var paths = new StatePaths(config.State);
         // conmon writes exit files here; clean-up paths expect the dir to exist before any container ran.
         StateDirectory.Create(paths.ExitDir);
         services.AddSingleton(paths);

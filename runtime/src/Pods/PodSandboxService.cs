@@ -18,7 +18,7 @@ namespace CriShim.Runtime.Pods;
 /// outlives the daemon) that holds the IPC/UTS/PID namespaces, a /dev/shm tmpfs and the /etc files.
 /// </summary>
 public sealed class PodSandboxService(
-    CriShimConfig config,
+    RuntimeConfigSection runtimeConfig,
     StatePaths paths,
     RuntimeHandlers handlers,
     IContainerMonitor monitor,
@@ -47,7 +47,7 @@ public sealed class PodSandboxService(
             throw new InvalidRequestException($"runtime handler \"{runtimeHandler}\" is not configured (have: {string.Join(", ", handlers.All.Select(h => h.Handler))})");
         }
         string cgroupParent = podConfig.Linux?.CgroupParent ?? "";
-        CgroupPaths.Validate(config.Runtime.CgroupDriver, cgroupParent);
+        CgroupPaths.Validate(runtimeConfig.CgroupDriver, cgroupParent);
         var namespaceOptions = podConfig.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption();
         if (namespaceOptions.Pid == NamespaceMode.Target) throw new InvalidRequestException("a pod cannot use pid namespace mode TARGET");
         if (PodUserNamespace.Of(namespaceOptions) is not null)
@@ -138,10 +138,10 @@ public sealed class PodSandboxService(
         InfraSpec.EnsureRootfs(paths.InfraRootfs);
         string bundle = InfraBundle(record.Id);
         StateDirectory.Create(bundle);
-        var spec = InfraSpec.Build(record, paths.InfraRootfs, CgroupPaths.For(config.Runtime.CgroupDriver, record.CgroupParent, record.Id), OomScore.Clamp(-998));
+        var spec = InfraSpec.Build(record, paths.InfraRootfs, CgroupPaths.For(runtimeConfig.CgroupDriver, record.CgroupParent, record.Id), OomScore.Clamp(-998));
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
         int infraPid = await monitor.CreateAsync(new ConmonLaunch(record.Id, $"infra_{podConfig.Metadata.Name}", bundle, runtime,
-            Path.Combine(bundle, "infra.log"), config.Runtime.CgroupDriver == "systemd"), cancellationToken);
+            Path.Combine(bundle, "infra.log"), runtimeConfig.CgroupDriver == "systemd"), cancellationToken);
         var infra = ProcessIdentity.Of(infraPid)
             ?? throw new ContainerCreateException($"the infra process of pod sandbox {record.Id} ended before it was started");
         record = pods.Update(record.Id, current => current with { InfraPid = infraPid, Infra = infra });

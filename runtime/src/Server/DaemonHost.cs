@@ -61,7 +61,9 @@ public static class DaemonHost
         // period must not hold the daemon up. Each such call is safe to repeat after the restart, as the
         // kubelet does (a checkpoint cut short is undone by CheckpointRecovery).
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = ShutdownGrace);
+        // The whole file only for the verbose Status that reports it; every other service takes its sections.
         builder.Services.AddSingleton(config);
+        builder.Services.AddConfigSections(config);
         builder.Services.AddSingleton<RuntimeHandlers>();
         builder.Services.AddSingleton<ComponentProbe>();
         builder.Services.AddSingleton(new PodCidrStore(config.State.Root));

@@ -14,7 +14,7 @@ namespace CriShim.Runtime.Stats;
 /// its stats carry what is still known (attributes, writable layer) and never fail for that.
 /// </summary>
 public sealed class StatsService(
-    CriShimConfig config,
+    RuntimeConfigSection runtime,
     ContainerLookup containers,
     PodSandboxService sandboxes,
     OverlayRootfsService rootfs,
@@ -115,7 +115,7 @@ public sealed class StatsService(
     /// </summary>
     private CgroupSample? PodCgroup(PodSandboxRecord pod, IReadOnlyList<ContainerSample> containerSamples)
     {
-        if (pod.CgroupParent.Length > 0) return cgroups.ReadPath(CgroupReader.PodCgroupPath(config.Runtime.CgroupDriver, pod.CgroupParent));
+        if (pod.CgroupParent.Length > 0) return cgroups.ReadPath(CgroupReader.PodCgroupPath(runtime.CgroupDriver, pod.CgroupParent));
         var parts = containerSamples.Select(c => c.Cgroup)
             .Append(PodSandboxStatusMapper.StateOf(pod) == PodSandboxState.SandboxReady ? cgroups.ReadProcess(pod.InfraPid) : null)
             .OfType<CgroupSample>().ToList();

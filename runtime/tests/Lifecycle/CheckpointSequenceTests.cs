@@ -23,13 +23,13 @@ public sealed class CheckpointSequenceTests : IDisposable
         File.WriteAllText(criu, "#!/bin/sh\ncase \"$1\" in --version) echo 'Version: 3.19';; check) echo 'Looks good.';; esac\n");
         File.SetUnixFileMode(criu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         _services.Config.Checkpoint.Criu = criu;
-        var probe = new ComponentProbe(_services.Config, _services.Handlers, NullLogger<ComponentProbe>.Instance);
+        var probe = new ComponentProbe(_services.Config.Checkpoint, _services.Handlers, NullLogger<ComponentProbe>.Instance);
         probe.RunAsync(CancellationToken.None).GetAwaiter().GetResult();
-        var pipeline = new CheckpointPipeline(_services.Config, _services.Paths, probe, _services.Locks, _services.Exits, _services.Handlers,
+        var pipeline = new CheckpointPipeline(_services.Config.Checkpoint, _services.Config.State, _services.Paths, probe, _services.Locks, _services.Exits, _services.Handlers,
             _services.Rootfs, NullLogger<CheckpointPipeline>.Instance);
-        var retention = new CheckpointRetention(_services.Config, _services.Pods, NullLogger<CheckpointRetention>.Instance);
-        _checkpoint = new ContainerCheckpoint(_services.Config, _services.Lookup, pipeline, retention, NullLogger<ContainerCheckpoint>.Instance);
-        _podCheckpoint = new PodCheckpoint(_services.Config, _services.Pods, _services.Lookup, pipeline, NullLogger<PodCheckpoint>.Instance);
+        var retention = new CheckpointRetention(_services.Config.Checkpoint, _services.Pods, NullLogger<CheckpointRetention>.Instance);
+        _checkpoint = new ContainerCheckpoint(_services.Config.Checkpoint, _services.Lookup, pipeline, retention, NullLogger<ContainerCheckpoint>.Instance);
+        _podCheckpoint = new PodCheckpoint(_services.Config.Checkpoint, _services.Pods, _services.Lookup, pipeline, NullLogger<PodCheckpoint>.Instance);
     }
 
     public void Dispose() => _services.Dispose();

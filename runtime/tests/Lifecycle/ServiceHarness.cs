@@ -76,7 +76,7 @@ public sealed class ServiceHarness : IDisposable
         Monitor = new FakeMonitor(Log, Clock);
         Runtime = new FakeRuntime(Log, Monitor, Path.Combine(_root, "runtime"));
         Config = new CriShimConfig { State = { Root = Path.Combine(_root, "lib"), RunRoot = Path.Combine(_root, "run") } };
-        var paths = Paths = new StatePaths(Config);
+        var paths = Paths = new StatePaths(Config.State);
         var handlers = Handlers = new RuntimeHandlers(Runtime.Handler, [Runtime]);
         Scratch = Directory.CreateDirectory(Path.Combine(_root, "scratch")).FullName;
         Rootfs = new FakeRootfs(Log, Directory.CreateDirectory(Path.Combine(_root, "upper")).FullName);
@@ -91,9 +91,9 @@ public sealed class ServiceHarness : IDisposable
         Exits = new ContainerExitRecorder(paths, handlers, Monitor, ContainerRecords, Clock, events, NullLogger<ContainerExitRecorder>.Instance);
         Lookup = new ContainerLookup(paths, ContainerRecords, Exits);
         Operations = new ContainerOperations(paths, handlers, Monitor, Ids, ContainerRecords, Locks, Lookup, Exits);
-        var containers = new ContainerService(Config, paths, handlers, Monitor, Ids, Clock, PodRecords, podLocks, ContainerRecords,
+        var containers = new ContainerService(Config.Runtime, Config.Checkpoint, Config.Cdi, paths, handlers, Monitor, Ids, Clock, PodRecords, podLocks, ContainerRecords,
             Locks, Lookup, Exits, new NoImages(), Rootfs, imageVolumes, events, NullLogger<ContainerService>.Instance);
-        var pods = new PodSandboxService(Config, paths, handlers, Monitor, Ids, Clock, PodRecords, podLocks, containers, new FakePodNetwork(Log),
+        var pods = new PodSandboxService(Config.Runtime, paths, handlers, Monitor, Ids, Clock, PodRecords, podLocks, containers, new FakePodNetwork(Log),
             events, NullLogger<PodSandboxService>.Instance);
         Containers = containers;
         Pods = pods;

@@ -118,7 +118,7 @@ public class PodUserNamespaceTests
             var config = new CriShim.Runtime.Config.CriShimConfig();
             config.State.Root = Path.Combine(closed.FullName, "root");
             config.State.RunRoot = Path.Combine(closed.FullName, "run");
-            var paths = new CriShim.Runtime.Store.StatePaths(config);
+            var paths = new CriShim.Runtime.Store.StatePaths(config.State);
             string root = CriShim.Runtime.Store.StateDirectory.Create(config.State.Root);
             string images = CriShim.Runtime.Store.StateDirectory.Create(Path.Combine(root, "images"));
 
