@@ -45,7 +45,7 @@ public sealed class CheckpointRecovery(
                 }
                 else
                 {
-                    Directory.Delete(workDir, recursive: true);
+                    DumpImagesTmpfs.DeleteWorkDir(workDir);
                 }
             }
         }
@@ -94,7 +94,7 @@ public sealed class CheckpointRecovery(
             {
                 return; // The markers stay: the next start tries again.
             }
-            foreach (var (workDir, _) in container.Checkpoints) Directory.Delete(workDir, recursive: true);
+            foreach (var (workDir, _) in container.Checkpoints) DumpImagesTmpfs.DeleteWorkDir(workDir);
             logger.LogWarning("cleaned up the checkpoint of container {Id} that was interrupted by a daemon restart", container.ContainerId);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)

@@ -7,6 +7,7 @@ using CriShim.NativeInterop;
 using CriShim.Runtime.Checkpoint;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Store;
+using Microsoft.Win32.SafeHandles;
 
 namespace CriShim.Runtime.Restore;
 
@@ -86,7 +87,7 @@ public static class CheckpointArchiveIntake
 
         StateDirectory.Create(workDir);
         stream.Position = 0;
-        ExtractEntries(stream, workDir, archivePath, cancellationToken);
+        ExtractEntries(stream, handle, workDir, archivePath, cancellationToken);
 
         var checkpoint = new ExtractedCheckpoint(
             workDir,
@@ -197,7 +198,8 @@ public static class CheckpointArchiveIntake
         }
     }
 
-    private static void ExtractEntries(Stream stream, string workDir, string archivePath, CancellationToken cancellationToken)
+    /// <param name="archive">The archive <paramref name="stream"/> reads: the data of each entry is copied from it inside the kernel.</param>
+    private static void ExtractEntries(Stream stream, SafeFileHandle archive, string workDir, string archivePath, CancellationToken cancellationToken)
     {
         using var reader = new TarReader(stream, leaveOpen: true);
         while (reader.GetNextEntry(copyData: false) is { } entry)
@@ -224,7 +226,11 @@ public static class CheckpointArchiveIntake
                 Access = FileAccess.Write,
                 UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             });
-            entry.DataStream?.CopyTo(file);
+            // The CRIU images are most of the archive: copied once, in the kernel, not through a buffer.
+            if (FileRanges.Copy(archive, entry.DataOffset, file.SafeFileHandle, 0, entry.Length) != entry.Length)
+            {
+                throw new InvalidRequestException($"checkpoint archive {archivePath}: it ends inside entry \"{entry.Name}\"");
+            }
         }
     }
 

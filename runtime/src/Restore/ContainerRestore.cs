@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using CriShim.Runtime.Containers;
+using CriShim.Runtime.Diagnostics;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
@@ -45,7 +46,8 @@ public sealed class ContainerRestore(
         string workDir = Path.Combine(paths.Checkpoints, $"restore-{Guid.NewGuid():N}");
         try
         {
-            var checkpoint = CheckpointArchiveIntake.Extract(archivePath, workDir, cancellationToken);
+            ExtractedCheckpoint checkpoint;
+            using (PhaseLog.Time("restore extract archive", archivePath)) checkpoint = CheckpointArchiveIntake.Extract(archivePath, workDir, cancellationToken);
             CriuImageCompatibility.Check(checkpoint.ImagesDir, archivePath);
             var (image, imageName) = await EnsureImageAsync(checkpoint, archivePath, cancellationToken);
             RequireBindMounts(checkpoint, request, image, archivePath);

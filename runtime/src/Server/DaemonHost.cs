@@ -24,6 +24,10 @@ public static class DaemonHost
         using var socket = SocketGuard.Acquire(config.Server.Socket);
         StateDirectory.Tighten([config.State.Root, config.State.RunRoot], Path.GetDirectoryName(Path.GetFullPath(config.Server.Socket)));
 
+        // ASP.NET would watch its content root, the working directory (/ under an init system), recursively for
+        // appsettings changes: an inotify watch per directory, the state dirs' included. The daemon reads none.
+        // Set for the streaming server's host too.
+        Environment.SetEnvironmentVariable("ASPNETCORE_hostBuilder__reloadConfigOnChange", "false");
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
