@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Images;
+using CriShim.Runtime.Pods;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -19,6 +20,7 @@ public sealed class ContainerRestore(
     ContainerService containers,
     IImageLookup images,
     ImagePuller puller,
+    RecordStore<PodSandboxRecord> pods,
     ILogger<ContainerRestore> logger)
 {
     /// <summary>
@@ -47,6 +49,7 @@ public sealed class ContainerRestore(
         {
             var checkpoint = CheckpointArchiveIntake.Extract(archivePath, workDir, cancellationToken);
             CriuImageCompatibility.Check(checkpoint.ImagesDir, archivePath);
+            if (pods.Resolve(podId) is { } pod) CheckpointedConnections.RequireAddresses(CheckpointedConnections.Read(checkpoint.ImagesDir), pod.Ips, archivePath);
             var (image, imageName) = await EnsureImageAsync(checkpoint, archivePath, cancellationToken);
             RequireBindMounts(checkpoint, request, image, archivePath);
             var config = RestoredConfig(request, checkpoint, imageName, archivePath);
