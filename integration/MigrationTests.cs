@@ -107,7 +107,11 @@ public class MigrationTests(RegistryFixture registry)
         });
         // The decompressed archive is gone once the container is created; the checkpointed image was pulled from its name.
         Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(target.Dirs.Root, "images", "ingest")));
-        Assert.Equal(Busybox, (await target.StatusAsync(created.ContainerId)).Image.Image);
+        var createdStatus = await target.StatusAsync(created.ContainerId);
+        Assert.Equal(Busybox, createdStatus.Image.Image);
+        // It names the checkpoint image as it was asked for, pinned to the digest it was pulled by.
+        string pulledDigest = pulled.RepoDigests.Single()[(pulled.RepoDigests.Single().IndexOf('@') + 1)..];
+        Assert.Equal($"{image}@{pulledDigest}", createdStatus.Annotations["io.crishim.restored-from"]);
 
         AssertContinues(await StartAndReadCountsAsync(target, created.ContainerId), beforeCheckpoint, "the migrated counter");
         string targetIp = await PodIpAsync(target, targetPodId);

@@ -40,7 +40,9 @@ public sealed class ContainerRestore(
     /// Creates a container in pod <paramref name="podId"/> from the checkpoint archive at <paramref name="archivePath"/>;
     /// returns its id. The archive is checked whole before anything is created; on any failure nothing is left.
     /// </summary>
-    public async Task<string> CreateFromArchiveAsync(string podId, ContainerConfig request, string archivePath, CancellationToken cancellationToken)
+    /// <param name="restoredFrom">What the container's status names as its checkpoint when not the archive: the image that carried it.</param>
+    public async Task<string> CreateFromArchiveAsync(string podId, ContainerConfig request, string archivePath, CancellationToken cancellationToken,
+        string? restoredFrom = null)
     {
         var clock = Stopwatch.StartNew();
         // Under the checkpoint work dirs: one a crash leaves behind is removed at the next start (it has no in-flight marker).
@@ -54,7 +56,7 @@ public sealed class ContainerRestore(
             RequireBindMounts(checkpoint, request, image, archivePath);
             var config = RestoredConfig(request, checkpoint, imageName, archivePath);
             RecreateBindMountSources(checkpoint, config);
-            string id = await containers.CreateAsync(podId, config, new RestoreSource(checkpoint, archivePath, image), cancellationToken);
+            string id = await containers.CreateAsync(podId, config, new RestoreSource(checkpoint, restoredFrom ?? archivePath, image), cancellationToken);
             logger.LogInformation("created container {Id} from checkpoint archive {Archive} (container {Original}) in {Elapsed:0.000} s",
                 id, archivePath, checkpoint.Config.Id, clock.Elapsed.TotalSeconds);
             return id;
