@@ -145,7 +145,7 @@ public sealed class ContainerRestore(
         return config;
     }
 
-    private static List<string> Strings(JsonNode? node, string what, string archivePath)
+    internal static List<string> Strings(JsonNode? node, string what, string archivePath)
     {
         if (node is null) return [];
         if (node is not JsonArray array) throw new InvalidRequestException($"checkpoint archive {archivePath}: spec.dump {what} is not an array");
