@@ -226,13 +226,11 @@ public sealed class ContainerService(
         }
         catch (Exception e) when (e is ContainerCreateException or ExternalCommandException)
         {
-            // conmon's work path for the runtime is the bundle.
-            string log = Path.Combine(bundle, "restore.log");
-            string excerpt = File.Exists(log) ? Criu.DumpLogExcerpt(File.ReadLines(log)) : "";
+            // conmon's work path for the runtime is the bundle, which the removal takes.
+            var failure = CriuRestoreFailure.Of(record.Id, restore.Archive, Path.Combine(bundle, "restore.log"), e.Message);
             await RemoveEverythingAsync(record, CancellationToken.None);
             events.Publish(ContainerEventType.ContainerDeletedEvent, record.Id, record.PodId);
-            throw new InvalidOperationException(
-                $"CRIU could not restore container {record.Id} from {restore.Archive}; the container was removed: {(excerpt.Length > 0 ? excerpt : e.Message)}");
+            throw failure;
         }
         // A restored process may end at once: its exit file then tells.
         var init = ProcessIdentity.Of(pid);

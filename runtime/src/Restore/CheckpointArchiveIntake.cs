@@ -69,9 +69,7 @@ public static class CheckpointArchiveIntake
     /// </summary>
     public static ExtractedCheckpoint Extract(string archivePath, string workDir, CancellationToken cancellationToken)
     {
-        if (Directory.Exists(archivePath)) throw new InvalidRequestException($"checkpoint archive {archivePath} is a directory, not an archive file");
-        using var handle = RootedPaths.OpenFileInRoot("/", archivePath)
-            ?? throw new NotFoundException($"checkpoint archive {archivePath} not found");
+        using var handle = OpenArchive(archivePath);
         long archiveLength;
         try
         {
@@ -97,6 +95,38 @@ public static class CheckpointArchiveIntake
             (ReadJson(workDir, RootfsDiff.DeletedName, CheckpointJson.Default.ListString, archivePath) ?? []).Select(p => ContainerRelative(p, archivePath)).ToList());
         StateDirectory.Create(checkpoint.ImagesDir);
         return checkpoint.RootfsDiff is { } diff ? checkpoint with { Whiteouts = ScanRootfsDiff(diff, archivePath, cancellationToken) } : checkpoint;
+    }
+
+    /// <summary>
+    /// config.dump and spec.dump alone, read through the archive's headers without extracting anything: what
+    /// RestorePod compares its request with before it creates anything. Bounded as <see cref="Extract"/> bounds them.
+    /// </summary>
+    public static (CheckpointConfigDump Config, JsonObject Spec) ReadDumps(string archivePath, CancellationToken cancellationToken)
+    {
+        using var handle = OpenArchive(archivePath);
+        using var stream = new FileStream(handle, FileAccess.Read, bufferSize: 1 << 16);
+        byte[]? config = null, spec = null;
+        ReadHeaders(stream, archivePath, cancellationToken, entry =>
+        {
+            string relative = Relative(entry.Name, archivePath);
+            if (relative is not (ConfigDumpName or SpecDumpName) || !IsRegularFile(entry.EntryType)) return;
+            if (entry.Length > MaxJsonBytes)
+            {
+                throw new InvalidRequestException($"checkpoint archive {archivePath}: {relative} claims {entry.Length} bytes, more than the {MaxJsonBytes} a dump may have");
+            }
+            var bytes = new byte[entry.Length];
+            entry.DataStream?.ReadExactly(bytes);
+            if (relative == ConfigDumpName) config = bytes;
+            else spec = bytes;
+        });
+        if (config is null || spec is null) throw new InvalidRequestException($"{archivePath} is not a checkpoint archive: it needs {ConfigDumpName} and {SpecDumpName}");
+        return (ParseJson(config, ConfigDumpName, CheckpointJson.Default.CheckpointConfigDump, archivePath), ParseSpec(spec, archivePath));
+    }
+
+    private static SafeFileHandle OpenArchive(string archivePath)
+    {
+        if (Directory.Exists(archivePath)) throw new InvalidRequestException($"checkpoint archive {archivePath} is a directory, not an archive file");
+        return RootedPaths.OpenFileInRoot("/", archivePath) ?? throw new NotFoundException($"checkpoint archive {archivePath} not found");
     }
 
     private sealed record ScannedEntry(bool IsDirectory, long Length);
@@ -237,10 +267,14 @@ public static class CheckpointArchiveIntake
     private static T? ReadJson<T>(string workDir, string name, JsonTypeInfo<T> type, string archivePath)
     {
         string path = Path.Combine(workDir, name);
-        if (!File.Exists(path)) return default;
+        return File.Exists(path) ? ParseJson(File.ReadAllBytes(path), name, type, archivePath) : default;
+    }
+
+    private static T ParseJson<T>(byte[] bytes, string name, JsonTypeInfo<T> type, string archivePath)
+    {
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), type)
+            return JsonSerializer.Deserialize(bytes, type)
                 ?? throw new InvalidRequestException($"checkpoint archive {archivePath}: {name} is null");
         }
         catch (JsonException e)
@@ -249,11 +283,13 @@ public static class CheckpointArchiveIntake
         }
     }
 
-    private static JsonObject ReadSpec(string workDir, string archivePath)
+    private static JsonObject ReadSpec(string workDir, string archivePath) => ParseSpec(File.ReadAllBytes(Path.Combine(workDir, SpecDumpName)), archivePath);
+
+    private static JsonObject ParseSpec(byte[] bytes, string archivePath)
     {
         try
         {
-            return JsonNode.Parse(File.ReadAllBytes(Path.Combine(workDir, SpecDumpName))) as JsonObject
+            return JsonNode.Parse(bytes) as JsonObject
                 ?? throw new InvalidRequestException($"checkpoint archive {archivePath}: {SpecDumpName} is not a JSON object");
         }
         catch (JsonException e)
