@@ -224,12 +224,14 @@ public sealed class ContainerService(
                 RuntimeOptions = ["--file-locks", .. CriuDumpOptions.From(checkpointConfig).Arguments()],
             }, CancellationToken.None);
         }
-        catch (Exception e) when (e is ContainerCreateException or ExternalCommandException)
+        catch (Exception e) when (e is ContainerCreateException or ExternalCommandException or TimeoutException)
         {
-            // conmon's work path for the runtime is the bundle, which the removal takes.
-            var failure = CriuRestoreFailure.Of(record.Id, restore.Archive, Path.Combine(bundle, "restore.log"), e.Message);
+            // conmon's work path for the runtime is the bundle, which the removal takes. A restore that ran
+            // past its limit may still be going: the removal's `delete --force` ends it, and the timeout stands.
+            var failure = e is TimeoutException ? null : CriuRestoreFailure.Of(record.Id, restore.Archive, Path.Combine(bundle, "restore.log"), e.Message);
             await RemoveEverythingAsync(record, CancellationToken.None);
             events.Publish(ContainerEventType.ContainerDeletedEvent, record.Id, record.PodId);
+            if (failure is null) throw;
             throw failure;
         }
         // A restored process may end at once: its exit file then tells.
@@ -275,6 +277,13 @@ public sealed class ContainerService(
         catch (ExternalCommandException e)
         {
             exits.RecordExit(record, 128, "StartError", e.StandardError.Trim());
+            throw;
+        }
+        catch (TimeoutException e) when (record.Restore is null)
+        {
+            // `start` was killed midway: whether the process runs is unknown, so it is killed and the start failed.
+            await handlers.Of(record.RuntimeHandler).KillAsync(record.Id, Signals.Kill, all: true, CancellationToken.None);
+            exits.RecordExit(record, 128, "StartError", e.Message);
             throw;
         }
         // A status call racing this start may already have seen a process that exited at once:

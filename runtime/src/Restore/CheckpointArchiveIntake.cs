@@ -41,7 +41,8 @@ public sealed record ExtractedCheckpoint(
 /// A first pass reads only the tar headers and refuses, before anything is created, entries that leave
 /// the archive (absolute or "..") and anything but directories and regular files (links, devices,
 /// fifos), size claims beyond the file or the caps, and a rootfs-diff.tar holding device nodes or climbing
-/// entries; a second pass extracts the entries a restore uses into a fresh 0700 work dir, each file
+/// entries; a second pass, which finds every entry as the first did (type and size) or refuses the archive
+/// as changed meanwhile, extracts the entries a restore uses into a fresh 0700 work dir, each file
 /// created 0600 (owners and modes of the archive are not taken) in a directory opened RESOLVE_IN_ROOT.
 /// </summary>
 public static class CheckpointArchiveIntake
@@ -67,25 +68,25 @@ public static class CheckpointArchiveIntake
     /// Validates <paramref name="archivePath"/> and extracts it into <paramref name="workDir"/>, which must not
     /// exist. A missing archive is a <see cref="NotFoundException"/>; anything wrong with it an <see cref="InvalidRequestException"/>.
     /// </summary>
-    public static ExtractedCheckpoint Extract(string archivePath, string workDir, CancellationToken cancellationToken)
+    public static ExtractedCheckpoint Extract(string archivePath, string workDir, CancellationToken cancellationToken) =>
+        Extract(archivePath, workDir, cancellationToken, betweenPasses: null);
+
+    /// <param name="betweenPasses">Runs after the headers are checked and before anything is extracted (for tests: the archive changing underneath).</param>
+    internal static ExtractedCheckpoint Extract(string archivePath, string workDir, CancellationToken cancellationToken, Action? betweenPasses)
     {
-        using var handle = OpenArchive(archivePath);
-        long archiveLength;
-        try
-        {
-            archiveLength = RandomAccess.GetLength(handle);
-        }
-        catch (NotSupportedException)
-        {
-            throw new InvalidRequestException($"checkpoint archive {archivePath} is not a regular file");
-        }
+        var archive = OpenArchive(archivePath);
+        using var handle = archive.Handle;
+        long archiveLength = archive.Length;
         using var stream = new FileStream(handle, FileAccess.Read, bufferSize: 1 << 16);
         var entries = Scan(stream, archivePath, archiveLength, cancellationToken);
         RequireSpace(entries.Values.Sum(e => e.Length), Path.GetDirectoryName(workDir)!, archivePath);
 
+        betweenPasses?.Invoke();
         StateDirectory.Create(workDir);
-        stream.Position = 0;
-        ExtractEntries(stream, handle, workDir, archivePath, cancellationToken);
+        // A fresh stream: the first one's buffer would replay the headers the first pass read, not what the file holds now.
+        using var secondPass = new FileStream(handle, FileAccess.Read, bufferSize: 1 << 16);
+        secondPass.Position = 0;
+        ExtractEntries(secondPass, handle, entries, workDir, archivePath, cancellationToken);
 
         var checkpoint = new ExtractedCheckpoint(
             workDir,
@@ -103,8 +104,7 @@ public static class CheckpointArchiveIntake
     /// </summary>
     public static (CheckpointConfigDump Config, JsonObject Spec) ReadDumps(string archivePath, CancellationToken cancellationToken)
     {
-        using var handle = OpenArchive(archivePath);
-        using var stream = new FileStream(handle, FileAccess.Read, bufferSize: 1 << 16);
+        using var stream = new FileStream(OpenArchive(archivePath).Handle, FileAccess.Read, bufferSize: 1 << 16);
         byte[]? config = null, spec = null;
         ReadHeaders(stream, archivePath, cancellationToken, entry =>
         {
@@ -123,10 +123,11 @@ public static class CheckpointArchiveIntake
         return (ParseJson(config, ConfigDumpName, CheckpointJson.Default.CheckpointConfigDump, archivePath), ParseSpec(spec, archivePath));
     }
 
-    private static SafeFileHandle OpenArchive(string archivePath)
+    private static (SafeFileHandle Handle, long Length) OpenArchive(string archivePath)
     {
         if (Directory.Exists(archivePath)) throw new InvalidRequestException($"checkpoint archive {archivePath} is a directory, not an archive file");
-        return RootedPaths.OpenFileInRoot("/", archivePath) ?? throw new NotFoundException($"checkpoint archive {archivePath} not found");
+        return BoundedFile.OpenRegularInRoot("/", archivePath, $"checkpoint archive {archivePath}")
+            ?? throw new NotFoundException($"checkpoint archive {archivePath} not found");
     }
 
     private sealed record ScannedEntry(bool IsDirectory, long Length);
@@ -229,14 +230,25 @@ public static class CheckpointArchiveIntake
     }
 
     /// <param name="archive">The archive <paramref name="stream"/> reads: the data of each entry is copied from it inside the kernel.</param>
-    private static void ExtractEntries(Stream stream, SafeFileHandle archive, string workDir, string archivePath, CancellationToken cancellationToken)
+    /// <param name="scanned">What <see cref="Scan"/> found: the file may have changed since, so each entry must match it again.</param>
+    private static void ExtractEntries(Stream stream, SafeFileHandle archive, Dictionary<string, ScannedEntry> scanned, string workDir,
+        string archivePath, CancellationToken cancellationToken)
     {
+        var filesToSee = scanned.Where(e => !e.Value.IsDirectory).Select(e => e.Key).ToHashSet(StringComparer.Ordinal);
         using var reader = new TarReader(stream, leaveOpen: true);
         while (reader.GetNextEntry(copyData: false) is { } entry)
         {
             cancellationToken.ThrowIfCancellationRequested();
             if (entry.EntryType is TarEntryType.GlobalExtendedAttributes) continue;
             string relative = Relative(entry.Name, archivePath);
+            if (relative.Length == 0) continue;
+            bool asScanned = entry.EntryType == TarEntryType.Directory
+                ? scanned.GetValueOrDefault(relative) is { IsDirectory: true }
+                : IsRegularFile(entry.EntryType) && filesToSee.Remove(relative) && scanned[relative].Length == entry.Length;
+            if (!asScanned)
+            {
+                throw new InvalidRequestException($"checkpoint archive {archivePath} changed while it was read: entry \"{entry.Name}\" is not what its headers first said");
+            }
             bool inImages = relative.StartsWith(ImagesDirName + "/", StringComparison.Ordinal);
             if (!inImages && !ExtractedNames.Contains(relative)) continue;
             // The work dir holds only what this loop made (directories and files, no links), and the
@@ -266,8 +278,9 @@ public static class CheckpointArchiveIntake
 
     private static T? ReadJson<T>(string workDir, string name, JsonTypeInfo<T> type, string archivePath)
     {
-        string path = Path.Combine(workDir, name);
-        return File.Exists(path) ? ParseJson(File.ReadAllBytes(path), name, type, archivePath) : default;
+        return BoundedFile.ReadInRoot(workDir, name, MaxJsonBytes, $"checkpoint archive {archivePath}: {name}") is { } bytes
+            ? ParseJson(bytes, name, type, archivePath)
+            : default;
     }
 
     private static T ParseJson<T>(byte[] bytes, string name, JsonTypeInfo<T> type, string archivePath)
@@ -283,7 +296,9 @@ public static class CheckpointArchiveIntake
         }
     }
 
-    private static JsonObject ReadSpec(string workDir, string archivePath) => ParseSpec(File.ReadAllBytes(Path.Combine(workDir, SpecDumpName)), archivePath);
+    private static JsonObject ReadSpec(string workDir, string archivePath) =>
+        ParseSpec(BoundedFile.ReadInRoot(workDir, SpecDumpName, MaxJsonBytes, $"checkpoint archive {archivePath}: {SpecDumpName}")
+            ?? throw new InvalidRequestException($"{archivePath} is not a checkpoint archive: it needs {SpecDumpName}"), archivePath);
 
     private static JsonObject ParseSpec(byte[] bytes, string archivePath)
     {

@@ -57,8 +57,17 @@ public sealed class ContainerRestore(
             var (image, imageName) = await EnsureImageAsync(checkpoint, archivePath, cancellationToken);
             RequireBindMounts(checkpoint, request, image, archivePath);
             var config = RestoredConfig(request, checkpoint, imageName, archivePath);
-            RecreateBindMountSources(checkpoint, config);
-            string id = await containers.CreateAsync(podId, config, new RestoreSource(checkpoint, restoredFrom ?? archivePath, image), cancellationToken);
+            var createdSources = RecreateBindMountSources(checkpoint, config);
+            string id;
+            try
+            {
+                id = await containers.CreateAsync(podId, config, new RestoreSource(checkpoint, restoredFrom ?? archivePath, image), cancellationToken);
+            }
+            catch
+            {
+                RemoveCreatedSources(createdSources);
+                throw;
+            }
             logger.LogInformation("created container {Id} from checkpoint archive {Archive} (container {Original}) in {Elapsed:0.000} s",
                 id, archivePath, checkpoint.Config.Id, clock.Elapsed.TotalSeconds);
             return id;
@@ -156,30 +165,74 @@ public sealed class ContainerRestore(
 
     /// <summary>
     /// A bind mount whose source is missing would be created as a directory, and CRIU cannot mount a
-    /// directory where the dump had a file: the request's source is recreated as the dump saved it (file
-    /// or directory, its permission bits only).
+    /// directory where the dump had a file: the request's source is recreated as the kind the dump saved.
+    /// The archive is untrusted and the path is the host's, so only that kind is taken from it, not its
+    /// mode: directories (missing parents too) 0755 and files 0644, as the kubelet's hostPath
+    /// DirectoryOrCreate and FileOrCreate make them.
     /// </summary>
-    private static void RecreateBindMountSources(ExtractedCheckpoint checkpoint, ContainerConfig config)
+    /// <returns>The paths created, parents first; when creating one fails, those before it are removed again.</returns>
+    internal static List<string> RecreateBindMountSources(ExtractedCheckpoint checkpoint, ContainerConfig config)
     {
-        foreach (var dumped in checkpoint.BindMounts)
+        var created = new List<string>();
+        try
         {
-            var mount = config.Mounts.FirstOrDefault(m => Clean(m.ContainerPath) == Clean(dumped.Destination ?? ""));
-            // The spec builder refuses such a host path; it is not created here either.
-            if (mount is null || !Path.IsPathRooted(mount.HostPath) || mount.HostPath.Split('/').Contains("..") || Path.Exists(mount.HostPath)) continue;
-            var mode = (UnixFileMode)(dumped.Permissions & 0x1ff);
-            if (dumped.FileType == "file")
+            foreach (var dumped in checkpoint.BindMounts)
             {
-                // Host directories above a bind-mount source belong to the host, not to CriShim's state: 0755,
-                // as the kubelet makes hostPath DirectoryOrCreate directories.
-                Directory.CreateDirectory(Path.GetDirectoryName(mount.HostPath)!,
-                    UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead |
-                    UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-                using var file = new FileStream(mount.HostPath, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = mode });
-                File.SetUnixFileMode(file.SafeFileHandle, mode);
+                var mount = config.Mounts.FirstOrDefault(m => Clean(m.ContainerPath) == Clean(dumped.Destination ?? ""));
+                // The spec builder refuses such a host path; it is not created here either.
+                if (mount is null || !Path.IsPathRooted(mount.HostPath) || mount.HostPath.Split('/').Contains("..") || Path.Exists(mount.HostPath)) continue;
+                CreateHostPath(mount.HostPath, isFile: dumped.FileType == "file", created);
+            }
+        }
+        catch
+        {
+            RemoveCreatedSources(created);
+            throw;
+        }
+        return created;
+    }
+
+    private const UnixFileMode HostDirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+        UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+
+    private const UnixFileMode HostFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
+    /// <summary>Creates <paramref name="hostPath"/> and its missing parents, adding each to <paramref name="created"/> once it exists.</summary>
+    private static void CreateHostPath(string hostPath, bool isFile, List<string> created)
+    {
+        var missing = new Stack<string>();
+        for (string? path = hostPath; path is not null && !Path.Exists(path); path = Path.GetDirectoryName(path)) missing.Push(path);
+        while (missing.TryPop(out string? path))
+        {
+            // Modes are set after creating: the umask narrows a create mode.
+            if (isFile && missing.Count == 0)
+            {
+                using var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = HostFileMode });
+                created.Add(path);
+                File.SetUnixFileMode(file.SafeFileHandle, HostFileMode);
             }
             else
             {
-                StateDirectory.Create(mount.HostPath, mode);
+                Directory.CreateDirectory(path, HostDirectoryMode);
+                created.Add(path);
+                File.SetUnixFileMode(path, HostDirectoryMode);
+            }
+        }
+    }
+
+    /// <summary>Removes what <see cref="RecreateBindMountSources"/> created, deepest first; a directory something else filled meanwhile stays.</summary>
+    private static void RemoveCreatedSources(List<string> created)
+    {
+        for (int i = created.Count - 1; i >= 0; i--)
+        {
+            try
+            {
+                if (Directory.Exists(created[i])) Directory.Delete(created[i]);
+                else File.Delete(created[i]);
+            }
+            catch (IOException)
+            {
+                // Not empty: no longer only what the restore made.
             }
         }
     }

@@ -228,4 +228,40 @@ public sealed class ContainerLifecycleTests : IDisposable
         Assert.True(infraDeleted < IndexOf(calls, "network.detach pod1"));
         Assert.Null(_services.PodRecords.Get(pod.Id));
     }
+
+    [Fact]
+    public async Task AStartWhoseRuntimeTimesOutKillsTheContainerAndRecordsTheFailedStart()
+    {
+        var (_, init, _) = _services.CreatedContainer("c1");
+        _services.Runtime.Step = (call, _) => call == "runtime.start c1"
+            ? throw new ExternalCommandTimeoutException("runc", ["start", "c1"], TimeSpan.FromSeconds(30))
+            : Task.CompletedTask;
+
+        await Assert.ThrowsAsync<ExternalCommandTimeoutException>(() => _services.Containers.StartAsync("c1", CancellationToken.None));
+
+        var record = _services.Lookup.Get("c1");
+        Assert.Equal(ContainerState.ContainerExited, record.State);
+        Assert.Equal("StartError", record.Reason);
+        Assert.Contains($"runtime.kill c1 {Signals.Parse("SIGKILL")}", _services.Log.Calls);
+        Assert.Null(ProcessIdentity.Of(init.Pid));
+        await _services.AssertUnlockedAsync("c1");
+    }
+
+    [Fact]
+    public async Task ARestoreWhoseMonitorTimesOutRemovesTheHalfMadeContainer()
+    {
+        var (record, _, _) = _services.CreatedContainer("c1");
+        _services.ContainerRecords.Update(record.Id, current => current with
+        {
+            Pid = 0, Init = null, Monitor = null,
+            Restore = new ContainerRestoreState(Path.Combine(_services.Scratch, "c.tar"), Path.Combine(_services.Scratch, "images"), "original"),
+        });
+        _services.Monitor.Create = (launch, _) => throw new ExternalCommandTimeoutException("conmon", ["--restore", launch.RestoreImagesDir!], TimeSpan.FromSeconds(30));
+
+        await Assert.ThrowsAsync<ExternalCommandTimeoutException>(() => _services.Containers.StartAsync("c1", CancellationToken.None));
+
+        Assert.Null(_services.ContainerRecords.Get("c1"));
+        Assert.Contains("runtime.delete c1", _services.Log.Calls);
+        Assert.Contains("monitor.forget c1", _services.Log.Calls);
+    }
 }

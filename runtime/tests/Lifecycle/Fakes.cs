@@ -83,7 +83,11 @@ public sealed class FakeMonitor(CallLog log, TimeProvider clock) : IContainerMon
         lock (_exits) _exits[id] = new MonitoredExit(exitCode, OomKilled: false, clock.GetUtcNow().UtcDateTime);
     }
 
-    public Task<int> CreateAsync(ConmonLaunch launch, CancellationToken cancellationToken) => throw new NotSupportedException();
+    /// <summary>What conmon's create does (returns the init pid or throws); unset, creating is not supported.</summary>
+    public Func<ConmonLaunch, CancellationToken, Task<int>>? Create { get; set; }
+
+    public Task<int> CreateAsync(ConmonLaunch launch, CancellationToken cancellationToken) =>
+        Create is { } create ? create(launch, cancellationToken) : throw new NotSupportedException();
 
     public ProcessIdentity? MonitorOf(string bundleDir) => throw new NotSupportedException();
 
@@ -126,7 +130,7 @@ public sealed class FakeRuntime(CallLog log, FakeMonitor monitor, string root) :
     /// <summary>Whether the monitor records the exit of a killed process (false: the monitor died first).</summary>
     public bool MonitorRecordsExits { get; set; } = true;
 
-    /// <summary>Called inside <see cref="PauseAsync"/>, <see cref="CheckpointAsync"/> and <see cref="ResumeAsync"/> by name; throws to fail that step.</summary>
+    /// <summary>Called inside <see cref="StartAsync"/>, <see cref="PauseAsync"/>, <see cref="CheckpointAsync"/> and <see cref="ResumeAsync"/> by name; throws to fail that step.</summary>
     public Func<string, CancellationToken, Task>? Step { get; set; }
 
     public void Run(string id, StandInProcess process)
@@ -150,11 +154,7 @@ public sealed class FakeRuntime(CallLog log, FakeMonitor monitor, string root) :
         return Task.FromResult(process is null ? null : new OciState(ProcessIdentity.Of(process.Pid) is null ? "stopped" : "running", process.Pid));
     }
 
-    public Task StartAsync(string id, CancellationToken cancellationToken)
-    {
-        log.Add($"runtime.start {id}");
-        return Task.CompletedTask;
-    }
+    public Task StartAsync(string id, CancellationToken cancellationToken) => StepAsync($"runtime.start {id}", cancellationToken);
 
     public Task<bool> KillAsync(string id, int signal, bool all, CancellationToken cancellationToken)
     {

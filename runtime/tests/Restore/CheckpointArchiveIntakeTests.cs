@@ -105,4 +105,21 @@ public class CheckpointArchiveIntakeTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_dir, "work1")));
         Assert.False(Directory.Exists(Path.Combine(_dir, "work2")));
     }
+
+    public static TheoryData<string> ChangesUnderneath => ["a larger spec.dump", "a symlink"];
+
+    [Theory]
+    [MemberData(nameof(ChangesUnderneath))]
+    public void AnArchiveThatChangesBetweenThePassesIsRefused(string change)
+    {
+        string archive = Archive();
+        // Rewritten in place (the same inode the open handle reads): entries the first pass never saw.
+        byte[] changed = System.IO.File.ReadAllBytes(change == "a symlink"
+            ? Archive(new PaxTarEntry(TarEntryType.SymbolicLink, "checkpoint/host") { LinkName = "/etc" })
+            : Archive(File("spec.dump", Encoding.UTF8.GetBytes(SpecDump[..^1] + ",\"pad\":\"" + new string('x', 5 << 20) + "\"}"))));
+        string workDir = Path.Combine(_dir, "work");
+
+        Assert.Throws<InvalidRequestException>(() => CheckpointArchiveIntake.Extract(archive, workDir, CancellationToken.None,
+            betweenPasses: () => System.IO.File.WriteAllBytes(archive, changed)));
+    }
 }
