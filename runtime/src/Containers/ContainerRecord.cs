@@ -25,6 +25,12 @@ public sealed class ContainerRecord : IRecord
     public required string StopSignal { get; init; }
     public ContainerState State { get; set; } = ContainerState.ContainerCreated;
     public long StartedAtNanos { get; set; }
+    /// <summary>
+    /// Set (and saved) by StartContainer before it launches the runtime; the write that records the start's
+    /// outcome clears it. Found set under the container's lock, the start was cut short by a daemon kill -9:
+    /// <see cref="InterruptedStart"/> settles it from the runtime's own state.
+    /// </summary>
+    public long StartingAtNanos { get; set; }
     public long FinishedAtNanos { get; set; }
     public int ExitCode { get; set; }
     public string Reason { get; set; } = "";

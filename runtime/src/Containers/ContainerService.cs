@@ -32,6 +32,8 @@ public sealed class ContainerService(
 {
     private readonly KeyedLock _locks = new();
     private readonly SemaphoreSlim _createNames = new(1, 1);
+    private InterruptedStart InterruptedStarts => _interruptedStarts ??= new(this, containers, handlers, monitor, events, logger);
+    private InterruptedStart? _interruptedStarts;
 
     public static string NewId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
 
@@ -272,11 +274,15 @@ public sealed class ContainerService(
     {
         var record = Get(id);
         using var _ = await _locks.AcquireAsync(record.Id, cancellationToken);
-        Refresh(record);
+        await ReconcileWithRuntimeAsync(record, cancellationToken);
         if (record.State != ContainerState.ContainerCreated)
         {
             throw new WrongStateException($"container {record.Id} is {Describe(record.State)}, not created: it can be started only once");
         }
+        if (record.StartingAtNanos != 0) throw new WrongStateException($"container {record.Id} is still being started by a start that a daemon restart cut short");
+        // Before the runtime is launched: a daemon killed from here on leaves the start for InterruptedStart to settle.
+        record.StartingAtNanos = NowNanos();
+        containers.Save(record);
         try
         {
             if (record.Restore is { } restore) await RestoreAsync(record, restore);
@@ -289,6 +295,7 @@ public sealed class ContainerService(
             record.ExitCode = 128;
             record.Reason = "StartError";
             record.Message = e.StandardError.Trim();
+            record.StartingAtNanos = 0;
             containers.Save(record);
             events.Publish(ContainerEventType.ContainerStoppedEvent, record.Id, record.PodId);
             throw;
@@ -301,6 +308,7 @@ public sealed class ContainerService(
             running = record.State == ContainerState.ContainerCreated;
             record.StartedAtNanos = running ? NowNanos() : Math.Min(NowNanos(), record.FinishedAtNanos);
             if (running) record.State = ContainerState.ContainerRunning;
+            record.StartingAtNanos = 0;
             containers.Save(record);
         }
         if (running) events.Publish(ContainerEventType.ContainerStartedEvent, record.Id, record.PodId);
@@ -413,9 +421,11 @@ public sealed class ContainerService(
     /// Status and list calls only <see cref="Refresh"/> (synchronous, no process spawned); Stop and the exit
     /// watcher (whose first scan is the start-up one) ask the runtime. A runtime that fails or hangs past its short
     /// timeout leaves the container as Refresh found it: Stop then kills the process and the exit is recorded.
+    /// A start that a daemon kill cut short is settled first (<see cref="InterruptedStart"/>).
     /// </summary>
     public async Task ReconcileWithRuntimeAsync(ContainerRecord record, CancellationToken cancellationToken)
     {
+        if (!await InterruptedStarts.SettleAsync(record, cancellationToken)) return;
         Refresh(record);
         if (!IsUnmonitored(record)) return;
         var runtime = handlers.Of(record.RuntimeHandler);
@@ -447,13 +457,14 @@ public sealed class ContainerService(
         return true;
     }
 
-    private void MarkExited(ContainerRecord record, int exitCode, string reason, string message, DateTime? at = null)
+    internal void MarkExited(ContainerRecord record, int exitCode, string reason, string message, DateTime? at = null)
     {
         // Status and list calls refresh without the container's lock: only the first to notice reports the exit.
         lock (record)
         {
             if (record.State == ContainerState.ContainerExited) return;
             record.State = ContainerState.ContainerExited;
+            record.StartingAtNanos = 0;
             record.ExitCode = exitCode;
             record.Reason = reason;
             record.Message = message;

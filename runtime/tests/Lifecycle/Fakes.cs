@@ -56,6 +56,13 @@ public sealed class StandInProcess : IDisposable
 public sealed class FakeMonitor(CallLog log) : IContainerMonitor
 {
     private readonly Dictionary<string, MonitoredExit> _exits = [];
+    private readonly Dictionary<string, ProcessIdentity> _monitors = [];
+
+    /// <summary>Names the conmon of the container created from <paramref name="bundleDir"/>, as its conmon.pid file does.</summary>
+    public void Monitor(string bundleDir, ProcessIdentity conmon)
+    {
+        lock (_monitors) _monitors[bundleDir] = conmon;
+    }
 
     public void RecordExit(string id, int exitCode)
     {
@@ -64,7 +71,10 @@ public sealed class FakeMonitor(CallLog log) : IContainerMonitor
 
     public Task<int> CreateAsync(ConmonLaunch launch, CancellationToken cancellationToken) => throw new NotSupportedException();
 
-    public ProcessIdentity? MonitorOf(string bundleDir) => throw new NotSupportedException();
+    public ProcessIdentity? MonitorOf(string bundleDir)
+    {
+        lock (_monitors) return _monitors.GetValueOrDefault(bundleDir) is { } conmon && conmon.IsAlive() ? conmon : null;
+    }
 
     public MonitoredExit? ExitOf(string containerId, string bundleDir)
     {
@@ -105,7 +115,7 @@ public sealed class FakeRuntime(CallLog log, FakeMonitor monitor, string root) :
     /// <summary>Whether the monitor records the exit of a killed process (false: the monitor died first).</summary>
     public bool MonitorRecordsExits { get; set; } = true;
 
-    /// <summary>Called inside <see cref="PauseAsync"/>, <see cref="CheckpointAsync"/> and <see cref="ResumeAsync"/> by name; throws to fail that step.</summary>
+    /// <summary>Called inside <see cref="StartAsync"/>, <see cref="PauseAsync"/>, <see cref="CheckpointAsync"/> and <see cref="ResumeAsync"/> by name; throws to fail that step.</summary>
     public Func<string, CancellationToken, Task>? Step { get; set; }
 
     public void Run(string id, StandInProcess process)
@@ -129,11 +139,7 @@ public sealed class FakeRuntime(CallLog log, FakeMonitor monitor, string root) :
         return Task.FromResult(process is null ? null : new OciState(ProcessIdentity.Of(process.Pid) is null ? "stopped" : "running", process.Pid));
     }
 
-    public Task StartAsync(string id, CancellationToken cancellationToken)
-    {
-        log.Add($"runtime.start {id}");
-        return Task.CompletedTask;
-    }
+    public Task StartAsync(string id, CancellationToken cancellationToken) => StepAsync($"runtime.start {id}", cancellationToken);
 
     public Task<bool> KillAsync(string id, int signal, bool all, CancellationToken cancellationToken)
     {
