@@ -92,6 +92,10 @@ bench: build publish test-host
 		--filter "Category=Benchmark$(if $(BENCH),&FullyQualifiedName~$(BENCH)Benchmark)" --logger "console;verbosity=detailed"
 bench-pull:
 	$(MAKE) bench BENCH=Pull
+## bench-scale: 100 pods x 2 containers; list/status/stats latencies and RSS at 0, 50 and 100 pods (long)
+.PHONY: bench-scale
+bench-scale:
+	$(MAKE) bench BENCH=Scale
 
 ## bench-compare: the lifecycle benchmark against CriShim (AOT) and Debian 13's containerd 1.7 in one run, taking
 ## turns (scripts/containerd.sh: private prefix, socket, state, config and /run); prints medians, p90, ratios, RSS

@@ -30,6 +30,26 @@ public class BoundedResourcesTests(RegistryFixture registry)
         return (daemon, podId, id);
     }
 
+    /// <summary>
+    /// ASP.NET would watch the daemon's working directory (here its base dir, holding its state; / under an init
+    /// system) recursively for appsettings changes: an inotify watch per directory, growing with every pod.
+    /// </summary>
+    [Fact]
+    public async Task TheDaemonWatchesNoDirectoryTreeForConfigurationChanges()
+    {
+        var (daemon, _, _) = await StartSleeperAsync("no-config-watch");
+        await using var _ = daemon;
+        Assert.Equal(daemon.Dirs.Base, Path.GetFullPath(new DirectoryInfo($"/proc/{daemon.ProcessId}/cwd").LinkTarget!));
+        int watches = 0;
+        foreach (string fd in Directory.EnumerateFileSystemEntries($"/proc/{daemon.ProcessId}/fd"))
+        {
+            if (new FileInfo(fd).LinkTarget != "anon_inode:inotify") continue;
+            watches += File.ReadLines($"/proc/{daemon.ProcessId}/fdinfo/{Path.GetFileName(fd)}").Count(l => l.StartsWith("inotify ", StringComparison.Ordinal));
+        }
+        // The state dirs alone hold dozens of directories once a container runs; what stays is a watch or two of the runtime's own.
+        Assert.InRange(watches, 0, 4);
+    }
+
     [Fact]
     public async Task ExecSyncOfAnEndlessProducerAnswersAtItsTimeoutWithBoundedMemory()
     {

@@ -90,6 +90,14 @@ public class MetricsTests(RegistryFixture registry)
 
         // The metrics listener serves nothing else, and the CRI socket does not serve /metrics.
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{metricsPort}/runtime.v1.RuntimeService/Version")).StatusCode);
+        using var criSocket = new HttpClient(Daemon.UnixSocketHandler(daemon.SocketPath));
+        // The socket speaks HTTP/2 only, without TLS: prior knowledge.
+        using var metricsOverCri = new HttpRequestMessage(HttpMethod.Get, "http://localhost/metrics")
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+        Assert.Equal(HttpStatusCode.NotFound, (await criSocket.SendAsync(metricsOverCri)).StatusCode);
         await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
         var after = PrometheusText.Parse(await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics"));
         Assert.Equal(0, after.Value("crishim_containers", ("state", "running")));

@@ -1,3 +1,4 @@
+using System.Formats.Tar;
 using CriShim.TestImages;
 using Grpc.Core;
 
@@ -71,6 +72,20 @@ public class MigrationTests(RegistryFixture registry)
         return dir;
     }
 
+    /// <summary>A copy of <paramref name="archive"/> with a character device added to its CRIU images, which a restore refuses.</summary>
+    private static void WithDeviceNode(string archive, string copy)
+    {
+        using (var input = File.OpenRead(archive))
+        using (var output = File.Create(copy))
+        using (var reader = new TarReader(input))
+        using (var writer = new TarWriter(output, TarEntryFormat.Pax))
+        {
+            while (reader.GetNextEntry() is { } entry) writer.WriteEntry(entry);
+            writer.WriteEntry(new PaxTarEntry(TarEntryType.CharacterDevice, "checkpoint/mem") { DeviceMajor = 1, DeviceMinor = 1 });
+        }
+        File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
     [Fact]
     public async Task ACounterCheckpointedOnOneDaemonContinuesOnAnotherFromACheckpointImageInTheRegistry()
     {
@@ -107,7 +122,11 @@ public class MigrationTests(RegistryFixture registry)
         });
         // The decompressed archive is gone once the container is created; the checkpointed image was pulled from its name.
         Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(target.Dirs.Root, "images", "ingest")));
-        Assert.Equal(Busybox, (await target.StatusAsync(created.ContainerId)).Image.Image);
+        var createdStatus = await target.StatusAsync(created.ContainerId);
+        Assert.Equal(Busybox, createdStatus.Image.Image);
+        // It names the checkpoint image as it was asked for, pinned to the digest it was pulled by.
+        string pulledDigest = pulled.RepoDigests.Single()[(pulled.RepoDigests.Single().IndexOf('@') + 1)..];
+        Assert.Equal($"{image}@{pulledDigest}", createdStatus.Annotations["io.crishim.restored-from"]);
 
         AssertContinues(await StartAndReadCountsAsync(target, created.ContainerId), beforeCheckpoint, "the migrated counter");
         string targetIp = await PodIpAsync(target, targetPodId);
@@ -154,10 +173,11 @@ public class MigrationTests(RegistryFixture registry)
             return request;
         }
 
-        // A checkpoint whose second archive is broken: the first container is made, then everything is removed.
+        // A checkpoint whose second archive holds a device node (its dumps are fine, so the restore gets that far): the
+        // first container is made, then everything is removed.
         string broken = PrivateDir("crishim-podmigrate-broken-");
         foreach (string file in Directory.GetFiles(checkpoint)) File.Copy(file, Path.Combine(broken, Path.GetFileName(file)));
-        File.WriteAllText(Path.Combine(broken, "beta.tar"), "not a tar");
+        WithDeviceNode(Path.Combine(checkpoint, "beta.tar"), Path.Combine(broken, "beta.tar"));
         var e = await Assert.ThrowsAsync<RpcException>(() => target.Runtime.RestorePodAsync(Restore(broken), deadline: DateTime.UtcNow.AddSeconds(120)).ResponseAsync);
         Console.WriteLine($"broken checkpoint: {e.StatusCode}: {e.Status.Detail}");
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
@@ -173,9 +193,28 @@ public class MigrationTests(RegistryFixture registry)
         e = await Assert.ThrowsAsync<RpcException>(() => target.Runtime.RestorePodAsync(missingConfig).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
         Assert.Contains("missing: beta", e.Status.Detail);
+        // A config whose command or image is not the checkpointed one: refused before anything is created.
+        var otherCommand = Restore(checkpoint);
+        otherCommand.ContainerConfigs[0] = Cri.Container("beta", Busybox, "sh", "-c", "echo not the counter");
+        e = await Assert.ThrowsAsync<RpcException>(() => target.Runtime.RestorePodAsync(otherCommand).ResponseAsync);
+        Console.WriteLine($"another command: {e.StatusCode}: {e.Status.Detail}");
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("container_configs \"beta\": command", e.Status.Detail);
+        var otherImage = Restore(checkpoint);
+        otherImage.ContainerConfigs[1].Image.Image = registry.Reference(TestImageNames.BusyboxStatic);
+        e = await Assert.ThrowsAsync<RpcException>(() => target.Runtime.RestorePodAsync(otherImage).ResponseAsync);
+        Console.WriteLine($"another image: {e.StatusCode}: {e.Status.Detail}");
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains($"container_configs \"alpha\": image \"{registry.Reference(TestImageNames.BusyboxStatic)}\"", e.Status.Detail);
         Assert.Empty((await target.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+        Assert.Empty((await target.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
 
-        var restored = await target.Runtime.RestorePodAsync(Restore(checkpoint), deadline: DateTime.UtcNow.AddSeconds(120));
+        // Another tag of the checkpointed image, which this node resolves to it, is the same image.
+        await target.PullAsync(registry.Reference(TestImageNames.BusyboxOtherTag));
+        var sameImageOtherTag = Restore(checkpoint);
+        sameImageOtherTag.ContainerConfigs[1].Image.Image = registry.Reference(TestImageNames.BusyboxOtherTag);
+
+        var restored = await target.Runtime.RestorePodAsync(sameImageOtherTag, deadline: DateTime.UtcNow.AddSeconds(120));
 
         Assert.Equal(["alpha", "beta"], restored.RestoredContainers.Select(c => c.Name).Order());
         Assert.Equal(restored.PodSandboxId, (await target.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items.Single().Id);

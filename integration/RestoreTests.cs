@@ -284,6 +284,49 @@ public class RestoreTests(RegistryFixture registry)
         Directory.Delete(dir, true);
     }
 
+    /// <summary>
+    /// A connection from the pod's own IP to itself, checkpointed with tcp_established: CRIU can bring it back only
+    /// on that address, so a restore into a pod with another IP is refused before anything is created.
+    /// </summary>
+    [Fact]
+    public async Task EstablishedConnectionsOfAnotherPodIpAreAFailedPreconditionBeforeAnythingIsCreated()
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config + "[checkpoint]\ntcp_established = true\n");
+        await daemon.PullAsync(Busybox);
+        var firstPod = Cri.Pod("restore-tcp-from");
+        string firstPodId = await daemon.RunPodAsync(firstPod);
+        string firstIp = await PodIpAsync(daemon, firstPodId);
+        string original = await daemon.StartContainerAsync(firstPodId, firstPod, Cri.Container("talker", Busybox, "sh", "-c",
+            $"sleep 3600 | nc -l -p 9000 > /tmp/received & sleep 0.5; (while true; do echo line; sleep 0.2; done) | nc {firstIp} 9000"));
+        await Cri.WaitUntilAsync(async () => (await daemon.ShAsync(original, "netstat -tn")).Contains($"{firstIp}:9000"), TimeSpan.FromSeconds(30),
+            "the connection over the pod's IP");
+        string dir = ArchiveDir();
+        string location = Path.Combine(dir, "talker.tar");
+        await daemon.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = original, Location = location, Timeout = 120 });
+
+        var secondPod = Cri.Pod("restore-tcp-into");
+        string secondPodId = await daemon.RunPodAsync(secondPod);
+        string secondIp = await PodIpAsync(daemon, secondPodId);
+        Assert.NotEqual(firstIp, secondIp);
+        var e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = secondPodId, Config = Cri.Container("talker", location, "sh"), SandboxConfig = secondPod,
+        }).ResponseAsync);
+        Console.WriteLine($"restore into {secondIp}: {e.StatusCode} {e.Status.Detail}");
+        Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+        Assert.Contains(firstIp, e.Status.Detail);
+        Assert.Contains(secondIp, e.Status.Detail);
+        Assert.Contains("tcp_established", e.Status.Detail);
+        Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = secondPodId } })).Containers);
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(daemon.Dirs.Root, "checkpoints")));
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = secondPodId });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = firstPodId });
+        Directory.Delete(dir, true);
+    }
+
+    private static async Task<string> PodIpAsync(Daemon daemon, string podId) =>
+        (await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = podId })).Status.Network.Ip;
+
     private static JsonElement ReadConfigDump(string archive)
     {
         using var stream = File.OpenRead(archive);

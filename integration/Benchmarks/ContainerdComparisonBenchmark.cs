@@ -39,7 +39,6 @@ public sealed class ContainerdComparisonBenchmark(RegistryFixture registry, ITes
     [BenchmarkFact]
     public async Task PodAndContainerCyclesBesideContainerd()
     {
-        Assert.True(File.Exists(Containerd.Binary(ContainerdVersion)), $"containerd {ContainerdVersion} is not installed: run make bench-compare");
         string image = registry.Reference(TestImageNames.Busybox);
         await using var crishim = await Daemon.StartAsync();
         await using var containerd = await Containerd.StartAsync(ContainerdVersion, registry.Registry);
@@ -54,7 +53,7 @@ public sealed class ContainerdComparisonBenchmark(RegistryFixture registry, ITes
             // containerd pulls its sandbox image on the first RunPodSandbox: one warm-up cycle each keeps that out.
             await PodCycleAsync(target, 0, record: false);
         }
-        var idle = targets.ToDictionary(t => t.Name, t => RssKiB(t.ProcessId));
+        var idle = targets.ToDictionary(t => t.Name, t => Figures.RssKiB(t.ProcessId));
 
         for (int round = 0; round < Rounds; round++)
         {
@@ -81,7 +80,7 @@ public sealed class ContainerdComparisonBenchmark(RegistryFixture registry, ITes
             output.WriteLine($"{operation,-18} {theirMedian,15:F1} ms {Figures.Percentile(theirs, 0.9).TotalMilliseconds,6:F1} ms"
                 + $" {ourMedian,12:F1} ms {Figures.Percentile(ours, 0.9).TotalMilliseconds,6:F1} ms {ourMedian / theirMedian,6:F2}x");
         }
-        long ourRss = RssKiB(targets[0].ProcessId), theirRss = RssKiB(targets[1].ProcessId);
+        long ourRss = Figures.RssKiB(targets[0].ProcessId), theirRss = Figures.RssKiB(targets[1].ProcessId);
         output.WriteLine($"{"daemon RSS",-18} {theirRss / 1024.0,15:F1} MB {"",9} {ourRss / 1024.0,12:F1} MB {"",9} {(double)ourRss / theirRss,6:F2}x"
             + $"   (idle after warm-up: containerd {idle["containerd"] / 1024.0:F1} MB, CriShim {idle["CriShim"] / 1024.0:F1} MB)");
     }
@@ -127,7 +126,4 @@ public sealed class ContainerdComparisonBenchmark(RegistryFixture registry, ITes
 
     /// <summary>make deps' runc: the default runc handler of both daemons (scripts/containerd.sh names it too).</summary>
     private static string RuncVersion() => TestNetwork.Run("/opt/crishim/runc/bin/runc", "--version").Split('\n')[0];
-
-    private static long RssKiB(int pid) =>
-        long.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
 }

@@ -44,15 +44,12 @@ public sealed class LifecycleBenchmark(RegistryFixture registry, ITestOutputHelp
         output.WriteLine($"daemon: {Daemon.Binary}; {Iterations} iterations");
         foreach (var (what, samples) in timings) output.WriteLine($"{what,-50} {Figures.Summary(samples)}");
 
-        long idle = RssKiB(daemon.ProcessId);
+        long idle = Figures.RssKiB(daemon.ProcessId);
         var pods = new List<string>();
         for (int i = 0; i < ManyPods; i++) pods.Add(await daemon.RunPodAsync(Cri.Pod($"many-{i}")));
         await daemon.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest());
-        long loaded = RssKiB(daemon.ProcessId);
+        long loaded = Figures.RssKiB(daemon.ProcessId);
         output.WriteLine($"daemon RSS: {idle / 1024.0:F1} MiB with 0 pods, {loaded / 1024.0:F1} MiB with {ManyPods} pods");
         foreach (string podId in pods) await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
     }
-
-    private static long RssKiB(int pid) =>
-        long.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
 }

@@ -12,7 +12,8 @@ namespace CriShim.Integration.Benchmarks;
 /// CriShim passes) in a bundle made from the archive's spec.dump: the checkpointed container's own rootfs,
 /// bind mount sources and network namespace (it keeps running, as a checkpoint leaves it), a cgroup and a fresh
 /// pid namespace of its own (the dumped one is the pod's, where the checkpointed pids are taken).
-/// Bare runc's figure has no archive to unpack, no image lookup and no conmon: it is the floor.
+/// Bare runc's figure has no archive to unpack, no image lookup and no conmon: it is the floor. Where CriShim's
+/// time went follows each line (its debug phase lines).
 /// </summary>
 [Trait("Category", "Benchmark")]
 [Collection(RegistryCollection.Name)]
@@ -28,7 +29,7 @@ public sealed class RestoreBenchmark(RegistryFixture registry, ITestOutputHelper
     [BenchmarkFact]
     public async Task RestoreWallTimeBesideBareRuncRestore()
     {
-        await using var daemon = await Daemon.StartAsync();
+        await using var daemon = await Daemon.StartAsync(configToml: "[server]\nlog_level = \"debug\"\n");
         string image = registry.Reference(TestImageNames.Busybox);
         await daemon.PullAsync(image);
         string work = Directory.CreateTempSubdirectory("crishim-bench-restore-").FullName;
@@ -46,11 +47,12 @@ public sealed class RestoreBenchmark(RegistryFixture registry, ITestOutputHelper
                 string archive = Path.Combine(work, $"{mebibytes}.tar");
                 await daemon.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = id, Location = archive, Timeout = 600 });
 
-                var (create, start) = await CriShimRestoreAsync(daemon, archive, mebibytes);
+                var (create, start, phases) = await CriShimRestoreAsync(daemon, archive, mebibytes);
                 var bare = await BareRuncRestoreAsync(archive, Path.Combine(work, $"bare-{mebibytes}"), $"bench-restore-{mebibytes}");
                 var crishim = create + start;
                 output.WriteLine($"{mebibytes,5} MiB {new FileInfo(archive).Length / 1048576.0,6:F0} MiB {create.TotalSeconds,8:F3} s {start.TotalSeconds,8:F3} s " +
                     $"{crishim.TotalSeconds,14:F3} s {bare.TotalSeconds,16:F3} s {crishim / bare,5:F2}x");
+                output.WriteLine($"          crishim's phases: {phases}");
 
                 await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
                 await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
@@ -63,11 +65,15 @@ public sealed class RestoreBenchmark(RegistryFixture registry, ITestOutputHelper
         }
     }
 
-    /// <summary>CreateContainer with image = the archive's path in a new pod, then StartContainer; the pod goes afterwards.</summary>
-    private static async Task<(TimeSpan Create, TimeSpan Start)> CriShimRestoreAsync(Daemon daemon, string archive, int mebibytes)
+    /// <summary>
+    /// CreateContainer with image = the archive's path in a new pod, then StartContainer, and the phases the daemon
+    /// logged meanwhile; the pod goes afterwards.
+    /// </summary>
+    private static async Task<(TimeSpan Create, TimeSpan Start, string Phases)> CriShimRestoreAsync(Daemon daemon, string archive, int mebibytes)
     {
         var pod = Cri.Pod($"bench-restored-{mebibytes}");
         string podId = await daemon.RunPodAsync(pod);
+        int logBefore = daemon.Output.Length;
         var clock = Stopwatch.StartNew();
         string id = (await daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
         {
@@ -77,9 +83,10 @@ public sealed class RestoreBenchmark(RegistryFixture registry, ITestOutputHelper
         clock.Restart();
         await daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }, deadline: DateTime.UtcNow.AddMinutes(10));
         var start = clock.Elapsed;
+        string phases = Figures.Phases(daemon.Output[logBefore..]);
         await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
         await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
-        return (create, start);
+        return (create, start, phases);
     }
 
     /// <summary>

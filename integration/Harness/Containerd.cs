@@ -36,9 +36,10 @@ public sealed class Containerd : IAsyncDisposable
     public RuntimeService.RuntimeServiceClient Runtime => new(Channel);
     public ImageService.ImageServiceClient Images => new(Channel);
 
-    /// <summary>Starts containerd <paramref name="version"/> (installed beforehand) and waits until its CRI answers.</summary>
+    /// <summary>Starts containerd <paramref name="version"/> (installed beforehand) and waits until its CRI answers; fails when it is not installed.</summary>
     public static async Task<Containerd> StartAsync(string version, TestRegistry registry)
     {
+        Assert.True(File.Exists(Binary(version)), $"containerd {version} is not installed at {Binary(version)}: scripts/containerd.sh install {version} (make interop and make bench-compare run it)");
         using (var client = registry.CreateClient()) await client.PushAsync(CritestImageSet.Pause());
         string directory = System.IO.Directory.CreateTempSubdirectory("crishim-containerd-").FullName;
         var network = TestNetwork.CreateDefault(directory);

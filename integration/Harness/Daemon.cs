@@ -60,25 +60,28 @@ public sealed class Daemon : IAsyncDisposable
     public static GrpcChannel Connect(string socketPath) =>
         GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
         {
-            HttpHandler = new SocketsHttpHandler
-            {
-                ConnectCallback = async (_, cancellationToken) =>
-                {
-                    var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                    try
-                    {
-                        await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
-                        return new NetworkStream(socket, ownsSocket: true);
-                    }
-                    catch
-                    {
-                        socket.Dispose();
-                        throw;
-                    }
-                },
-            },
+            HttpHandler = UnixSocketHandler(socketPath),
             MaxReceiveMessageSize = 64 * 1024 * 1024,
         });
+
+    /// <summary>HTTP over the unix socket at <paramref name="socketPath"/>, whatever host a request names.</summary>
+    public static SocketsHttpHandler UnixSocketHandler(string socketPath) => new()
+    {
+        ConnectCallback = async (_, cancellationToken) =>
+        {
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    };
 
     /// <summary>
     /// Starts the daemon and waits until Version answers. Directories passed in outlive the daemon

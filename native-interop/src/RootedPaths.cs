@@ -14,6 +14,8 @@ public static unsafe class RootedPaths
     private const int SysOpenat2 = 437;
     private const ulong ResolveNoMagicLinks = 0x02; // RESOLVE_NO_MAGICLINKS
     private const ulong ResolveInRoot = 0x10;       // RESOLVE_IN_ROOT
+    private const uint FileTypeMask = 0xF000;       // S_IFMT
+    private const uint RegularFileType = 0x8000;    // S_IFREG
 
     [StructLayout(LayoutKind.Sequential)]
     private struct OpenHow
@@ -41,6 +43,19 @@ public static unsafe class RootedPaths
         {
             return null;
         }
+    }
+
+    /// <summary>
+    /// The size of the regular file <paramref name="handle"/> holds open, from fstat of the handle itself (not of a
+    /// path that may since name something else); null when it holds anything but a regular file.
+    /// </summary>
+    public static long? RegularFileLength(SafeFileHandle handle)
+    {
+        statx buffer;
+        byte empty = 0;
+        Errno.Check(LibC.statx((int)handle.DangerousGetHandle(), &empty, LibC.AT_EMPTY_PATH, LibC.STATX_TYPE | LibC.STATX_SIZE, &buffer),
+            "fstat", $"fd {handle.DangerousGetHandle()}");
+        return (buffer.stx_mode & FileTypeMask) == RegularFileType ? (long)buffer.stx_size : null;
     }
 
     private static SafeFileHandle OpenInRoot(string root, string relative, int flags)

@@ -12,6 +12,15 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void TheDefaultFileNamesNoHostsRuncAndLoadingItPicksThisHostsOne()
+    {
+        // The .deb ships this text, printed on the build host: a private runc there must not end up in it.
+        Assert.DoesNotContain($"path = \"{RuntimeHandlerConfig.PrivateRunc}\"", DefaultConfigFile.Text);
+        Assert.Contains("[runtime.handlers.runc]\n# path = \"/usr/bin/runc\"\nroot = \"\"\n", DefaultConfigFile.Text);
+        Assert.Equal(RuntimeHandlerConfig.DefaultRuncPath, ConfigLoader.Parse(DefaultConfigFile.Text).Runtime.Handlers["runc"].Path);
+    }
+
+    [Fact]
     public void FileValuesOverrideDefaults()
     {
         var config = ConfigLoader.Parse("""

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using CriShim.NativeInterop;
+using CriShim.Runtime.Store;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Cdi;
@@ -74,7 +75,7 @@ public static class CdiDevices
                 {
                     spec = CdiSpec.Parse(ReadCapped(file), file);
                 }
-                catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+                catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or InvalidRequestException)
                 {
                     problems.Add(e.Message);
                     continue;
@@ -105,17 +106,10 @@ public static class CdiDevices
             .Order(StringComparer.Ordinal).Take(MaxFilesPerDirectory).ToList();
     }
 
-    private static string ReadCapped(string file)
-    {
-        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
-        if (!stream.CanSeek || stream.Length > CdiSpec.MaxFileBytes)
-        {
-            throw new InvalidDataException($"{file}: not a regular file of at most {CdiSpec.MaxFileBytes / 1024} KiB");
-        }
-        var buffer = new byte[stream.Length];
-        stream.ReadExactly(buffer);
-        return System.Text.Encoding.UTF8.GetString(buffer);
-    }
+    /// <summary>The spec file's text; a FIFO or device named like a spec is refused without blocking on it.</summary>
+    private static string ReadCapped(string file) =>
+        System.Text.Encoding.UTF8.GetString(BoundedFile.ReadInRoot("/", file, CdiSpec.MaxFileBytes, file)
+            ?? throw new FileNotFoundException($"{file}: removed while the spec directory was read", file));
 
     /// <summary>Applies the edits to an OCI spec built by ContainerSpecBuilder, in order: a later edit overrides an env key, device path or mount destination.</summary>
     public static void ApplyTo(JsonObject spec, IEnumerable<CdiContainerEdits> edits)

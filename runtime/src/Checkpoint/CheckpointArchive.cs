@@ -48,11 +48,21 @@ public sealed class CheckpointArchive : IDisposable
     public void AddDirectory(string name) =>
         _tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, name.TrimEnd('/') + "/") { Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute });
 
-    /// <summary>Streams a file from disk into the archive under <paramref name="name"/>; the file must not change meanwhile.</summary>
+    /// <summary>
+    /// Copies a file into the archive under <paramref name="name"/>, with its mode and modification time, inside the
+    /// kernel (CRIU's memory pages are copied once, into the archive); the file must not change meanwhile.
+    /// </summary>
     public void AddFile(string path, string name, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        _tar.WriteEntry(path, name);
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+        var entry = new PaxTarEntry(TarEntryType.RegularFile, name)
+        {
+            Mode = File.GetUnixFileMode(file.SafeFileHandle),
+            ModificationTime = File.GetLastWriteTimeUtc(file.SafeFileHandle),
+            DataStream = new KernelCopiedStream(file),
+        };
+        _tar.WriteEntry(entry);
     }
 
     /// <summary>
@@ -134,6 +144,48 @@ public sealed class CheckpointArchive : IDisposable
             // The buffered tail of a discarded archive need not fit either.
         }
         File.Delete(TempPath);
+    }
+
+    /// <summary>
+    /// A file whose copy into the archive (TarWriter copies an entry's data with CopyTo) is done by the kernel; it
+    /// reads as the file itself when the destination is not a file.
+    /// </summary>
+    private sealed class KernelCopiedStream(FileStream file) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => false;
+        public override long Length => file.Length;
+
+        public override long Position
+        {
+            get => file.Position;
+            set => file.Position = value;
+        }
+
+        public override void CopyTo(Stream destination, int bufferSize)
+        {
+            if (destination is not FileStream { CanSeek: true } archive)
+            {
+                base.CopyTo(destination, bufferSize);
+                return;
+            }
+            long wanted = file.Length - file.Position;
+            // The archive's buffered header bytes go first; the copy then lands right after them.
+            archive.Flush();
+            long at = archive.Position;
+            long copied = FileRanges.Copy(file.SafeFileHandle, file.Position, archive.SafeFileHandle, at, wanted);
+            if (copied != wanted) throw new IOException($"{file.Name} shrank while it was archived");
+            archive.Position = at + copied;
+            file.Position += copied;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => file.Read(buffer, offset, count);
+        public override int Read(Span<byte> buffer) => file.Read(buffer);
+        public override long Seek(long offset, SeekOrigin origin) => file.Seek(offset, origin);
+        public override void Flush() { }
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>The first <c>length</c> bytes of a file, whatever happens to it meanwhile: seekable, so the tar header declares exactly that size.</summary>

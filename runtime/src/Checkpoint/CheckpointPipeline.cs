@@ -5,6 +5,7 @@ using CriShim.NativeInterop;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Daemon;
+using CriShim.Runtime.Diagnostics;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
@@ -65,10 +66,12 @@ public sealed class CheckpointPhase
 /// is left.
 /// </summary>
 public sealed class CheckpointPipeline(
-    CriShimConfig config,
+    CheckpointConfig checkpointConfig,
+    StateConfig state,
     StatePaths paths,
     ComponentProbe probe,
-    ContainerService containers,
+    ContainerLocks locks,
+    ContainerExitRecorder exits,
     RuntimeHandlers handlers,
     IRootfsService rootfs,
     ILogger<CheckpointPipeline> logger)
@@ -119,7 +122,7 @@ public sealed class CheckpointPipeline(
     /// <param name="method">The RPC, named in the UNIMPLEMENTED message.</param>
     public async Task EnsureAvailableAsync(string method, CancellationToken cancellationToken)
     {
-        if (!config.Checkpoint.Enabled)
+        if (!checkpointConfig.Enabled)
         {
             throw new CheckpointUnavailableException(method, "checkpointing is disabled in the configuration (checkpoint.enabled = false)");
         }
@@ -180,12 +183,11 @@ public sealed class CheckpointPipeline(
             foreach (var record in records.OrderBy(r => r.Id, StringComparer.Ordinal))
             {
                 phase.Enter($"waiting for another operation on container {record.Id} to finish");
-                held.Add(await containers.LockAsync(record.Id, token));
+                held.Add(await locks.AcquireAsync(record.Id, token));
             }
             foreach (var record in records)
             {
-                containers.Refresh(record);
-                if (record.State != ContainerState.ContainerRunning)
+                if (exits.Refresh(record).State != ContainerState.ContainerRunning)
                 {
                     throw new WrongStateException($"container {record.Id} is not running: only a running container can be checkpointed");
                 }
@@ -228,10 +230,11 @@ public sealed class CheckpointPipeline(
             {
                 phase.Enter($"writing the archive of container {capture.Record.Id}");
                 using var archive = CheckpointArchive.Create(capture.Location, capture.TempArchive);
-                WriteArchive(archive, capture, containers.Status(capture.Record), token);
+                using (PhaseLog.Time("checkpoint archive write", capture.Record.Id)) WriteArchive(archive, capture, ContainerStatusMapper.Status(capture.Record), token);
                 phase.Enter($"syncing the archive of container {capture.Record.Id} to disk");
                 token.ThrowIfCancellationRequested();
-                long bytes = archive.Commit();
+                long bytes;
+                using (PhaseLog.Time("checkpoint archive fsync and rename", capture.Record.Id)) bytes = archive.Commit();
                 results.Add(new CheckpointResult(capture.Record.Id, capture.Location, bytes, total.Elapsed, frozen.Elapsed));
             }
             return results;
@@ -278,7 +281,12 @@ public sealed class CheckpointPipeline(
         AtomicFile.Write(Path.Combine(capture.WorkDir, InFlightFile),
             JsonSerializer.SerializeToUtf8Bytes(new CheckpointInFlight(capture.Record.Id, capture.Record.RuntimeHandler, capture.TempArchive,
                 DateTimeOffset.UtcNow + DumpSafetyLimit), CheckpointJson.Default.CheckpointInFlight));
-        string specText = await File.ReadAllTextAsync(Path.Combine(containers.BundleDir(capture.Record.Id), "config.json"), token);
+        // After the marker: a crash from here on leaves a work dir that start-up finds and unmounts.
+        if (!DumpImagesTmpfs.TryMount(capture.ImagesDir, ContainerCgroup.MemoryUsageBytes(capture.Record.Pid)))
+        {
+            logger.LogDebug("container {Id}'s CRIU images go to {Dir} on disk: too little available memory for a tmpfs, or no mount allowed", capture.Record.Id, capture.ImagesDir);
+        }
+        string specText = await File.ReadAllTextAsync(Path.Combine(paths.ContainerBundle(capture.Record.Id), "config.json"), token);
         capture.Spec = JsonNode.Parse(specText)!.AsObject();
     }
 
@@ -286,7 +294,8 @@ public sealed class CheckpointPipeline(
     {
         foreach (var capture in captures)
         {
-            if (Directory.Exists(capture.WorkDir)) Directory.Delete(capture.WorkDir, recursive: true);
+            if (!Directory.Exists(capture.WorkDir)) continue;
+            DumpImagesTmpfs.DeleteWorkDir(capture.WorkDir);
         }
     }
 
@@ -313,6 +322,7 @@ public sealed class CheckpointPipeline(
                 phase.Enter($"dumping container {capture.Record.Id} with CRIU");
                 await DumpAsync(capture, options);
                 phase.Enter($"capturing the rootfs diff of container {capture.Record.Id}");
+                using var timing = PhaseLog.Time("checkpoint rootfs diff", capture.Record.Id);
                 RootfsDiff.Capture(rootfs, capture.Record.Id, MountDestinations(capture.Spec), capture.WorkDir);
             }
         }
@@ -342,7 +352,10 @@ public sealed class CheckpointPipeline(
         if (first is not null) throw first;
     }
 
-    /// <summary>The CRIU images land in the state dir first, then in the archives: both must hold every container's.</summary>
+    /// <summary>
+    /// The CRIU images land in the state dir first (unless they fit in memory, see <see cref="DumpImagesTmpfs"/>),
+    /// then in the archives: both must hold every container's.
+    /// </summary>
     private void CheckFreeSpace(IReadOnlyList<CheckpointTarget> targets)
     {
         ulong needed = 0;
@@ -350,7 +363,7 @@ public sealed class CheckpointPipeline(
         {
             needed += ContainerCgroup.MemoryUsageBytes(target.Record.Pid) + rootfs.WritableLayerBytes(target.Record.Id);
         }
-        ulong stateAvailable = FileSystems.StatFs(config.State.Root).AvailableBytes;
+        ulong stateAvailable = FileSystems.StatFs(state.Root).AvailableBytes;
         foreach (string location in targets.Select(t => t.Location).Distinct())
         {
             string? existing = Path.GetDirectoryName(location);
@@ -361,7 +374,7 @@ public sealed class CheckpointPipeline(
                 string what = targets.Count == 1 ? $"container {targets[0].Record.Id}" : $"{targets.Count} containers";
                 throw new InsufficientSpaceException(
                     $"not enough free space to checkpoint {what}: it needs about {needed >> 20} MiB " +
-                    $"(memory plus writable layer), {location} has {available >> 20} MiB free and {config.State.Root} has {stateAvailable >> 20} MiB free");
+                    $"(memory plus writable layer), {location} has {available >> 20} MiB free and {state.Root} has {stateAvailable >> 20} MiB free");
             }
         }
     }
@@ -449,7 +462,7 @@ public sealed class CheckpointPipeline(
         public string Location => target.Location;
         public IOciRuntime Runtime => runtime;
         public string WorkDir => workDir;
-        public string ImagesDir => Path.Combine(workDir, "checkpoint");
+        public string ImagesDir => Path.Combine(workDir, DumpImagesTmpfs.CheckpointImagesDirName);
         public string TempArchive => tempArchive;
         /// <summary>The OCI spec, read before the freeze.</summary>
         public JsonObject Spec { get; set; } = [];

@@ -20,7 +20,7 @@ public sealed record InterruptedCheckpoints(string ContainerId, List<(string Wor
 public sealed class CheckpointRecovery(
     StatePaths paths,
     RuntimeHandlers handlers,
-    ContainerService containers,
+    ContainerLocks locks,
     RecordStore<ContainerRecord> records,
     ContainerEventPublisher events,
     ILogger<CheckpointRecovery> logger)
@@ -45,14 +45,14 @@ public sealed class CheckpointRecovery(
                 }
                 else
                 {
-                    Directory.Delete(workDir, recursive: true);
+                    DumpImagesTmpfs.DeleteWorkDir(workDir);
                 }
             }
         }
         var interrupted = new List<InterruptedCheckpoints>(byContainer.Count);
         foreach (var (id, checkpoints) in byContainer)
         {
-            interrupted.Add(new InterruptedCheckpoints(id, checkpoints, await containers.LockAsync(id, cancellationToken)));
+            interrupted.Add(new InterruptedCheckpoints(id, checkpoints, await locks.AcquireAsync(id, cancellationToken)));
         }
         return interrupted;
     }
@@ -94,7 +94,7 @@ public sealed class CheckpointRecovery(
             {
                 return; // The markers stay: the next start tries again.
             }
-            foreach (var (workDir, _) in container.Checkpoints) Directory.Delete(workDir, recursive: true);
+            foreach (var (workDir, _) in container.Checkpoints) DumpImagesTmpfs.DeleteWorkDir(workDir);
             logger.LogWarning("cleaned up the checkpoint of container {Id} that was interrupted by a daemon restart", container.ContainerId);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -148,9 +148,7 @@ public sealed class CheckpointRecovery(
     /// </summary>
     private void SetReason(ContainerRecord record, string reason, string message)
     {
-        record.Reason = reason;
-        record.Message = message;
-        records.Save(record);
+        records.Update(record.Id, current => current with { Reason = reason, Message = message });
         events.Publish(ContainerEventType.ContainerCreatedEvent, record.Id, record.PodId);
     }
 

@@ -15,7 +15,7 @@ namespace CriShim.Runtime.Checkpoint;
 /// Newest is by the time in the name (the kubelet's clock), and the archive just written always stays.
 /// </summary>
 public sealed partial class CheckpointRetention(
-    CriShimConfig config, ContainerService containers, PodSandboxService sandboxes, ILogger<CheckpointRetention> logger)
+    CheckpointConfig checkpoint, PodSandboxService sandboxes, ILogger<CheckpointRetention> logger)
 {
     [GeneratedRegex(@"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")]
     private static partial Regex Rfc3339();
@@ -48,19 +48,21 @@ public sealed partial class CheckpointRetention(
         return archives.Skip(Math.Max(0, keep - 1)).ToList();
     }
 
-    /// <summary>Applies retention after <paramref name="containerId"/> was checkpointed to <paramref name="location"/>; a failure is logged, as the checkpoint itself succeeded.</summary>
-    public void AfterCheckpoint(string containerId, string location)
+    /// <summary>
+    /// Applies retention after <paramref name="container"/> (the record the checkpoint resolved) was checkpointed to
+    /// <paramref name="location"/>. Any failure, its pod removed meanwhile included, is logged: the checkpoint itself succeeded.
+    /// </summary>
+    public void AfterCheckpoint(ContainerRecord container, string location)
     {
-        int keep = config.Checkpoint.KeepPerContainer;
+        int keep = checkpoint.KeepPerContainer;
         if (keep <= 0) return;
-        var record = containers.Get(containerId);
-        var pod = sandboxes.Get(record.PodId).ConfigMessage.Metadata;
-        string prefix = ArchivePrefix(pod.Name, pod.Namespace, record.ConfigMessage.Metadata.Name);
-        string justWritten = Path.GetFileName(location);
-        if (ArchiveTime(justWritten, prefix) is null) return;
         string dir = Path.GetDirectoryName(location)!;
         try
         {
+            var pod = sandboxes.Get(container.PodId).ConfigMessage.Metadata;
+            string prefix = ArchivePrefix(pod.Name, pod.Namespace, container.ConfigMessage.Metadata.Name);
+            string justWritten = Path.GetFileName(location);
+            if (ArchiveTime(justWritten, prefix) is null) return;
             var regularFiles = new DirectoryInfo(dir).EnumerateFiles()
                 .Where(f => f.LinkTarget is null && (f.Attributes & FileAttributes.ReparsePoint) == 0).Select(f => f.Name);
             foreach (string name in Expired(regularFiles, prefix, justWritten, keep))
@@ -69,9 +71,9 @@ public sealed partial class CheckpointRetention(
                 logger.LogInformation("checkpoint retention: removed {Archive} (keep_per_container = {Keep})", Path.Combine(dir, name), keep);
             }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotFoundException)
         {
-            logger.LogWarning("checkpoint retention in {Dir} failed: {Error}", dir, e.Message);
+            logger.LogWarning("checkpoint retention of container {Id} in {Dir} failed: {Error}", container.Id, dir, e.Message);
         }
     }
 }

@@ -11,9 +11,10 @@ namespace CriShim.Runtime.Checkpoint;
 /// resumed and no partial file is left (see <see cref="CheckpointPipeline"/>).
 /// </summary>
 public sealed class ContainerCheckpoint(
-    CriShimConfig config,
-    ContainerService containers,
+    CheckpointConfig checkpoint,
+    ContainerLookup containers,
     CheckpointPipeline pipeline,
+    CheckpointRetention retention,
     ILogger<ContainerCheckpoint> logger)
 {
     private const string Method = "CheckpointContainer";
@@ -24,18 +25,21 @@ public sealed class ContainerCheckpoint(
     /// <param name="cancellationToken">The call's token: cancelled at the gRPC deadline or when the client goes away.</param>
     public async Task<CheckpointResult> CheckpointAsync(string containerId, string location, long timeoutSeconds, DateTime callDeadline, CancellationToken cancellationToken)
     {
+        ContainerRecord? record = null;
         var results = await pipeline.RunAsync(Method, () =>
         {
             ValidateLocation(location);
             if (timeoutSeconds < 0) throw new InvalidRequestException("timeout must not be negative");
-            var limit = RequestTimeout.FromSeconds(timeoutSeconds > 0 ? timeoutSeconds : config.Checkpoint.DefaultTimeoutSeconds, "timeout");
-            var record = containers.Get(containerId);
-            return new CheckpointJob($"container {record.Id}", [new CheckpointTarget(record, location)], CriuDumpOptions.From(config.Checkpoint),
+            var limit = RequestTimeout.FromSeconds(timeoutSeconds > 0 ? timeoutSeconds : checkpoint.DefaultTimeoutSeconds, "timeout");
+            record = containers.Get(containerId);
+            return new CheckpointJob($"container {record.Id}", [new CheckpointTarget(record, location)], CriuDumpOptions.From(checkpoint),
                 limit, callDeadline);
         }, cancellationToken);
         var result = results[0];
         logger.LogInformation("checkpointed container {Id} to {Location}: {Bytes} bytes in {Total:0.000} s, frozen {Frozen:0.000} s",
             result.ContainerId, location, result.Bytes, result.Total.TotalSeconds, result.Frozen.TotalSeconds);
+        // The record resolved above: the container may be removed the moment its checkpoint is done.
+        retention.AfterCheckpoint(record!, location);
         return result;
     }
 

@@ -83,8 +83,11 @@ public sealed partial class Criu(string path)
 
     private const int MaxExcerptLineLength = 400;
 
-    /// <summary>CRIU's "(00.211638) Error (criu/sockets.c:628): ..." lines, also from its parasite ("pie: 12: Error ...").</summary>
-    [GeneratedRegex(@"^(?:\(\s*[\d.]+\)\s+)?(?:pie:\s*\d+:\s+)?Error\b")]
+    /// <summary>
+    /// CRIU's "(00.211638) Error (criu/sockets.c:628): ..." lines, also from its parasite ("pie: 12: Error ...") and from
+    /// the tasks a restore forks ("(01.399481)      6: Error ...").
+    /// </summary>
+    [GeneratedRegex(@"^(?:\(\s*[\d.]+\)\s+)?(?:\d+:\s+)?(?:pie:\s*\d+:\s+)?Error\b")]
     private static partial Regex ErrorLine();
 
     /// <summary>Runs `criu --version` and `criu check`; never throws, the result says what is wrong.</summary>

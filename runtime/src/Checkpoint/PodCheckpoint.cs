@@ -16,9 +16,9 @@ namespace CriShim.Runtime.Checkpoint;
 /// On any error, the files written into output_path are removed and every container runs.
 /// </summary>
 public sealed class PodCheckpoint(
-    CriShimConfig config,
+    CheckpointConfig checkpoint,
     PodSandboxService sandboxes,
-    ContainerService containers,
+    ContainerLookup containers,
     CheckpointPipeline pipeline,
     ILogger<PodCheckpoint> logger)
 {
@@ -31,16 +31,16 @@ public sealed class PodCheckpoint(
     public Task<List<CheckpointResult>> CheckpointAsync(CheckpointPodRequest request, DateTime callDeadline, CancellationToken cancellationToken) =>
         pipeline.RunAsync(Method, () =>
         {
-            var plan = PodCheckpointPlan.From(request, CriuDumpOptions.From(config.Checkpoint));
+            var plan = PodCheckpointPlan.From(request, CriuDumpOptions.From(checkpoint));
             var pod = sandboxes.Get(request.PodSandboxId);
             var targets = Targets(pod, [.. plan.ContainerIds.Select(containers.Get)], plan.OutputPath);
             string manifest = Path.Combine(plan.OutputPath, ManifestName);
-            var limit = callDeadline == DateTime.MaxValue ? TimeSpan.FromSeconds(config.Checkpoint.DefaultTimeoutSeconds) : callDeadline - DateTime.UtcNow;
+            var limit = callDeadline == DateTime.MaxValue ? TimeSpan.FromSeconds(checkpoint.DefaultTimeoutSeconds) : callDeadline - DateTime.UtcNow;
             return new CheckpointJob($"pod {pod.Id}", targets, plan.DumpOptions, limit, callDeadline)
             {
                 RequireReady = () =>
                 {
-                    if (sandboxes.StateOf(pod) != PodSandboxState.SandboxReady)
+                    if (PodSandboxStatusMapper.StateOf(pod) != PodSandboxState.SandboxReady)
                     {
                         throw new WrongStateException($"pod sandbox {pod.Id} is not ready: only a ready pod can be checkpointed");
                     }

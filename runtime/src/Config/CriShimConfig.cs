@@ -50,7 +50,10 @@ public sealed class RuntimeHandlerConfig
 {
     /// <summary>runc >= 1.2 that `make deps` puts in a private prefix: it idmaps mounts, so user-namespaced pods run on it.</summary>
     public const string PrivateRunc = "/opt/crishim/runc/bin/runc";
-    /// <summary>The runc handler's default: the private runc when present, else the system's (Debian 12's 1.1 lacks idmapped mounts).</summary>
+    /// <summary>
+    /// The runc handler's default, looked up on the host that loads the configuration (the shipped file names no
+    /// runc path): the private runc when present, else the system's (Debian 12's 1.1 lacks idmapped mounts).
+    /// </summary>
     public static string DefaultRuncPath => File.Exists(PrivateRunc) ? PrivateRunc : "/usr/bin/runc";
 
     public string Path { get; set; } = "";

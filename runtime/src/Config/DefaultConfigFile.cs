@@ -1,9 +1,12 @@
 namespace CriShim.Runtime.Config;
 
-/// <summary>The commented file that `crishim config default` prints and `make install` writes.</summary>
+/// <summary>
+/// The commented file that `crishim config default` prints, `make install` writes and the .deb ships: the same on
+/// every host, so nothing in it depends on what the machine that printed it has installed.
+/// </summary>
 public static class DefaultConfigFile
 {
-    public static readonly string Text = $$"""
+    public const string Text = """
         # CriShim configuration (TOML). Every key is optional: a missing key keeps the default shown.
         # Command-line flags override this file (see `crishim --help`).
 
@@ -34,9 +37,10 @@ public static class DefaultConfigFile
 
         # One table per runtime handler (the kubelet's RuntimeClass handler names).
         # root: the runtime's --root state dir; empty means <run_root>/<handler name>.
-        # runc's default is /opt/crishim/runc/bin/runc (runc >= 1.2, idmapped mounts) when `make deps` made it.
+        # runc without a path is chosen at start-up: /opt/crishim/runc/bin/runc (runc >= 1.2, idmapped mounts)
+        # when `make deps` made it on this host, else /usr/bin/runc.
         [runtime.handlers.runc]
-        path = "{{RuntimeHandlerConfig.DefaultRuncPath}}"
+        # path = "/usr/bin/runc"
         root = ""
 
         [runtime.handlers.crun]

@@ -5,8 +5,8 @@ using Runtime.V1;
 
 namespace CriShim.Runtime.Containers;
 
-/// <summary>A container as persisted: its CRI config, image, and lifecycle facts.</summary>
-public sealed class ContainerRecord : IRecord
+/// <summary>A container as persisted: its CRI config, image, and lifecycle facts. Immutable: changed only by <see cref="RecordStore{T}.Update"/>.</summary>
+public sealed record ContainerRecord : IRecord
 {
     public required string Id { get; init; }
     public required string PodId { get; init; }
@@ -23,29 +23,29 @@ public sealed class ContainerRecord : IRecord
     public required long CreatedAtNanos { get; init; }
     public required string LogPath { get; init; }
     public required string StopSignal { get; init; }
-    public ContainerState State { get; set; } = ContainerState.ContainerCreated;
-    public long StartedAtNanos { get; set; }
+    public ContainerState State { get; init; } = ContainerState.ContainerCreated;
+    public long StartedAtNanos { get; init; }
     /// <summary>
-    /// Set (and saved) by StartContainer before it launches the runtime; the write that records the start's
-    /// outcome clears it. Found set under the container's lock, the start was cut short by a daemon kill -9:
-    /// <see cref="InterruptedStart"/> settles it from the runtime's own state.
+    /// Set by StartContainer (through <see cref="RecordStore{T}.Update"/>) before it launches the runtime; the write
+    /// that records the start's outcome clears it. Found set under the container's lock, the start was cut short by a
+    /// daemon kill -9: <see cref="InterruptedStart"/> settles it from the runtime's own state.
     /// </summary>
-    public long StartingAtNanos { get; set; }
-    public long FinishedAtNanos { get; set; }
-    public int ExitCode { get; set; }
-    public string Reason { get; set; } = "";
-    public string Message { get; set; } = "";
-    public int Pid { get; set; }
+    public long StartingAtNanos { get; init; }
+    public long FinishedAtNanos { get; init; }
+    public int ExitCode { get; init; }
+    public string Reason { get; init; } = "";
+    public string Message { get; init; } = "";
+    public int Pid { get; init; }
     /// <summary>The init process behind <see cref="Pid"/>, recorded at create, so a reused pid or a reboot is never taken for it.</summary>
-    public ProcessIdentity? Init { get; set; }
+    public ProcessIdentity? Init { get; init; }
     /// <summary>The container's conmon, which writes the exit file: once it is gone, no exit file will come.</summary>
-    public ProcessIdentity? Monitor { get; set; }
+    public ProcessIdentity? Monitor { get; init; }
     /// <summary>The identity the container's first process runs with, once resolved from the image.</summary>
-    public ContainerIdentity? User { get; set; }
+    public ContainerIdentity? User { get; init; }
     /// <summary>The current LinuxContainerResources (after UpdateContainerResources), protobuf bytes.</summary>
-    public byte[] Resources { get; set; } = [];
+    public byte[] Resources { get; init; } = [];
     /// <summary>Set when the container is created from a checkpoint: StartContainer restores it with CRIU instead of starting it.</summary>
-    public ContainerRestoreState? Restore { get; set; }
+    public ContainerRestoreState? Restore { get; init; }
 
     /// <summary>
     /// Whether the container's init process still runs. Records written before identities were

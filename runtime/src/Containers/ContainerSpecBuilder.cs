@@ -4,7 +4,6 @@ using CriShim.NativeInterop;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Pods;
-using CriShim.Runtime.Store;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Containers;
@@ -26,16 +25,27 @@ public sealed record ContainerSpecInput(
     IReadOnlyDictionary<Mount, string>? ImageVolumeSources = null,
     int TargetContainerPid = 0,
     IReadOnlyList<string>? AllowedAnnotations = null,
-    IReadOnlyList<Cdi.CdiContainerEdits>? CdiEdits = null);
+    IReadOnlyList<Cdi.CdiContainerEdits>? CdiEdits = null,
+    ContainerHostInputs? HostInputs = null);
 
-/// <summary>Turns a CRI ContainerConfig plus the image config into an OCI runtime spec (config.json).</summary>
+/// <summary>
+/// A container's OCI spec, and the host directories it names that must exist before the runtime reads it:
+/// the kubelet's bind-mount sources (made when missing) and the image's own volumes (made fresh).
+/// </summary>
+public sealed record BuiltContainerSpec(JsonObject Spec, IReadOnlyList<string> BindSources, IReadOnlyList<string> ImageConfigVolumes);
+
+/// <summary>
+/// Turns a CRI ContainerConfig plus the image config into an OCI runtime spec (config.json). Pure: whatever
+/// it needs from the host comes in <see cref="ContainerSpecInput"/>; <see cref="ContainerBundle"/> does the host work.
+/// </summary>
 public static partial class ContainerSpecBuilder
 {
     private const string DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-    public static JsonObject Build(ContainerSpecInput input)
+    public static BuiltContainerSpec Build(ContainerSpecInput input)
     {
         var config = input.Config;
+        var hostInputs = input.HostInputs ?? ContainerHostInputs.None;
         var security = config.Linux?.SecurityContext ?? new LinuxContainerSecurityContext();
         bool privileged = security.Privileged;
         var podConfig = input.Pod.ConfigMessage;
@@ -45,10 +55,10 @@ public static partial class ContainerSpecBuilder
         var linuxResources = Resources(resources);
         var deviceRules = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" });
         var devices = new JsonArray();
-        AddDevices(config, privileged, devices, deviceRules);
+        AddDevices(config, privileged, hostInputs.DeviceNodes, devices, deviceRules);
         linuxResources["devices"] = deviceRules;
 
-        var (mounts, rootfsPropagation) = Mounts(input, privileged, podNamespaces);
+        var (mounts, rootfsPropagation, bindSources, imageConfigVolumes) = Mounts(input, privileged);
         var namespaces = Namespaces(input.Pod, podNamespaces, security.NamespaceOptions ?? new NamespaceOption(), input.TargetContainerPid);
         var linux = new JsonObject
         {
@@ -64,7 +74,7 @@ public static partial class ContainerSpecBuilder
         {
             linux["maskedPaths"] = SpecDefaults.Strings(security.MaskedPaths.Count > 0 ? security.MaskedPaths : SpecDefaults.MaskedPaths);
             linux["readonlyPaths"] = SpecDefaults.Strings(security.ReadonlyPaths.Count > 0 ? security.ReadonlyPaths : SpecDefaults.ReadonlyPaths);
-            if (Seccomp(security) is { } seccomp) linux["seccomp"] = seccomp;
+            if (Seccomp(security, hostInputs.SeccompLocalhostProfile) is { } seccomp) linux["seccomp"] = seccomp;
         }
 
         var spec = new JsonObject
@@ -78,7 +88,7 @@ public static partial class ContainerSpecBuilder
             ["linux"] = linux,
         };
         if (input.CdiEdits is { } cdiEdits) Cdi.CdiDevices.ApplyTo(spec, cdiEdits);
-        return spec;
+        return new BuiltContainerSpec(spec, bindSources, imageConfigVolumes);
     }
 
     /// <summary>The kubelet's rule: command replaces the entrypoint; args replace the image's cmd.</summary>
@@ -260,7 +270,7 @@ public static partial class ContainerSpecBuilder
     /// <summary>The resources object `runc update --resources` takes, validated.</summary>
     public static JsonObject UpdatableResources(LinuxContainerResources resources) => Resources(resources);
 
-    private static void AddDevices(ContainerConfig config, bool privileged, JsonArray devices, JsonArray rules)
+    private static void AddDevices(ContainerConfig config, bool privileged, IReadOnlyDictionary<string, DeviceNode> nodes, JsonArray devices, JsonArray rules)
     {
         if (privileged)
         {
@@ -268,18 +278,13 @@ public static partial class ContainerSpecBuilder
         }
         foreach (var device in config.Devices)
         {
-            if (!Path.IsPathRooted(device.HostPath) || !Path.IsPathRooted(device.ContainerPath))
+            if (!Path.IsPathRooted(device.ContainerPath))
             {
                 throw new InvalidRequestException($"device paths must be absolute: host \"{device.HostPath}\", container \"{device.ContainerPath}\"");
             }
-            DeviceNode node;
-            try
+            if (!nodes.TryGetValue(device.HostPath, out var node))
             {
-                node = Devices.Stat(device.HostPath) ?? throw new InvalidRequestException($"{device.HostPath} is not a device node");
-            }
-            catch (NativeCallException e)
-            {
-                throw new InvalidRequestException($"device {device.HostPath}: {e.Message}");
+                throw new InvalidOperationException($"device {device.HostPath} was not read from the host");
             }
             string access = device.Permissions.Length > 0 ? device.Permissions : "rwm";
             if (access.Any(c => c is not ('r' or 'w' or 'm')))
@@ -307,10 +312,13 @@ public static partial class ContainerSpecBuilder
         }
     }
 
-    private static (JsonArray Mounts, string? RootfsPropagation) Mounts(ContainerSpecInput input, bool privileged, NamespaceOption podNamespaces)
+    private static (JsonArray Mounts, string? RootfsPropagation, List<string> BindSources, List<string> ImageConfigVolumes) Mounts(
+        ContainerSpecInput input, bool privileged)
     {
         var config = input.Config;
         var requested = new Dictionary<string, JsonObject>();
+        var bindSources = new List<string>();
+        var imageConfigVolumes = new List<string>();
         string? rootfsPropagation = null;
         foreach (var mount in config.Mounts)
         {
@@ -318,7 +326,8 @@ public static partial class ContainerSpecBuilder
             if (ImageVolumes.IsImageVolume(mount))
             {
                 // The image's files as the kubelet asks for them (KEP-4639): read-only and private, yet executable.
-                // In a user-namespaced pod ImageVolumes mounts it through the pod's id map, as the rootfs; no idmap option here.
+                // In a user-namespaced pod ImageVolumes already mounted it through the pod's id map, as the rootfs,
+                // so the runtime must not idmap it again: no idmap option here.
                 string source = input.ImageVolumeSources?.GetValueOrDefault(mount)
                     ?? throw new InvalidOperationException($"mount {destination}: image volume {mount.Image.Image} was not mounted");
                 requested[destination] = SpecDefaults.BindMount(destination, source, readOnly: true);
@@ -343,7 +352,7 @@ public static partial class ContainerSpecBuilder
             {
                 throw new InvalidRequestException($"mount {destination}: host path \"{mount.HostPath}\" must be absolute and must not contain \"..\" or a NUL character");
             }
-            if (!Path.Exists(mount.HostPath)) Directory.CreateDirectory(mount.HostPath);
+            bindSources.Add(mount.HostPath);
             string propagation = mount.Propagation switch
             {
                 MountPropagation.PropagationHostToContainer => "rslave",
@@ -371,16 +380,7 @@ public static partial class ContainerSpecBuilder
             string destination = CleanContainerPath(volume);
             if (requested.ContainsKey(destination)) continue;
             string source = Path.Combine(input.VolumesDir, Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(destination)));
-            if (!Directory.Exists(source))
-            {
-                // Searchable, so a user-namespaced pod's root reaches its volumes; others are kept out by the container's dir.
-                Store.StateDirectory.Create(input.VolumesDir, Store.StateDirectory.Traversable);
-                // The volume's root, as the container sees it.
-                Store.StateDirectory.Create(source, Store.StateDirectory.Private | UnixFileMode.GroupRead | UnixFileMode.GroupExecute |
-                    UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-                // A fresh volume belongs to the container's root, which in a pod user namespace is not the host's.
-                if (PodUserNamespace.Of(podNamespaces) is { } userns) FileNodes.ChangeOwner(source, (int)userns.Uids.HostId, (int)userns.Gids.HostId);
-            }
+            imageConfigVolumes.Add(source);
             mounts.Add((JsonNode)SpecDefaults.BindMount(destination, source, readOnly: false));
         }
         // Parents before children, so a mount under another mount is not hidden by it.
@@ -388,7 +388,7 @@ public static partial class ContainerSpecBuilder
         {
             mounts.Add((JsonNode)mount.Value);
         }
-        return (mounts, rootfsPropagation);
+        return (mounts, rootfsPropagation, bindSources, imageConfigVolumes);
     }
 
     /// <summary>The kubelet's volumes of a user-namespaced pod: the runtime shows them through the pod's id mapping.</summary>
@@ -417,7 +417,7 @@ public static partial class ContainerSpecBuilder
         return path.Length > 1 ? path.TrimEnd('/') : path;
     }
 
-    private static JsonObject? Seccomp(LinuxContainerSecurityContext security)
+    private static JsonObject? Seccomp(LinuxContainerSecurityContext security, JsonObject? localhostProfile)
     {
         var profile = security.Seccomp;
         // No profile means Unconfined, as the kubelet sends RuntimeDefault explicitly when it wants it.
@@ -426,28 +426,9 @@ public static partial class ContainerSpecBuilder
         {
             SecurityProfile.Types.ProfileType.Unconfined => null,
             SecurityProfile.Types.ProfileType.RuntimeDefault => SpecDefaults.RuntimeDefaultSeccomp(),
-            _ => LocalhostProfile(profile.LocalhostRef),
+            // A copy, so the same input builds the same spec again.
+            _ => (JsonObject)(localhostProfile ?? throw new InvalidOperationException($"seccomp profile {profile.LocalhostRef} was not read from the host")).DeepClone(),
         };
-    }
-
-    /// <summary>Far more than any real profile (the runtime default is about 20 KiB).</summary>
-    private const int SeccompProfileLimit = 1 << 20;
-
-    /// <summary>The profile the CRI names: read bounded, and never blocking on a FIFO or device given in its place.</summary>
-    internal static JsonObject LocalhostProfile(string path)
-    {
-        if (!Path.IsPathRooted(path)) throw new InvalidRequestException($"seccomp localhost profile \"{path}\" must be an absolute path");
-        if (path.Contains('\0')) throw new InvalidRequestException("seccomp localhost profile must not contain a NUL character");
-        byte[] content = BoundedFile.ReadInRoot("/", path, SeccompProfileLimit, $"seccomp localhost profile {path}")
-            ?? throw new InvalidRequestException($"seccomp localhost profile {path} does not exist");
-        try
-        {
-            return JsonNode.Parse(content) as JsonObject ?? throw new InvalidRequestException($"seccomp profile {path} is not a JSON object");
-        }
-        catch (System.Text.Json.JsonException e)
-        {
-            throw new InvalidRequestException($"seccomp profile {path} is not valid JSON: {e.Message}");
-        }
     }
 
     /// <summary>Whether the node's runtime.allowed_annotations lets a CRI annotation into the OCI spec.</summary>

@@ -18,32 +18,37 @@ namespace CriShim.Runtime.Containers;
 /// A restore that conmon outlived the daemon to carry on is left under way until conmon's runtime finishes.
 /// </summary>
 internal sealed class InterruptedStart(
-    ContainerService containers,
-    RecordStore<ContainerRecord> records,
+    ContainerExitRecorder exits,
+    StatePaths paths,
     RuntimeHandlers handlers,
     IContainerMonitor monitor,
+    RecordStore<ContainerRecord> records,
     ContainerEventPublisher events,
     ILogger logger)
 {
     private const string Cut = "the daemon was killed during StartContainer";
 
-    /// <summary>Settles the start (the container's lock held); false while it is still under way or the runtime cannot tell.</summary>
-    public async Task<bool> SettleAsync(ContainerRecord record, CancellationToken cancellationToken)
+    /// <summary>
+    /// Settles the start (the container's lock held). Settled is false while the start is still under way or the
+    /// runtime cannot tell; Record is the container as stored now (as given, when it was removed meanwhile).
+    /// </summary>
+    public async Task<(bool Settled, ContainerRecord Record)> SettleAsync(ContainerRecord record, CancellationToken cancellationToken)
     {
-        if (record.StartingAtNanos == 0) return true;
+        // The caller's copy may predate the lock: the stored record is the one to settle.
+        record = records.Get(record.Id) ?? record;
+        if (record.StartingAtNanos == 0) return (true, record);
         if (record.State != ContainerState.ContainerCreated)
         {
             // Its outcome was recorded (an exit noticed meanwhile): only the marker is left.
-            Save(record, () => { });
-            return true;
+            return (true, Settle(record, current => current));
         }
         if (!handlers.TryGet(record.RuntimeHandler, out var runtime))
         {
             logger.LogWarning("container {Id}: its start was interrupted and its runtime handler {Handler} is no longer configured", record.Id, record.RuntimeHandler);
-            return false;
+            return (false, record);
         }
         // Looked at before the runtime is asked: a conmon that exits meanwhile has finished its restore, and the state then tells.
-        var conmon = monitor.MonitorOf(containers.BundleDir(record.Id));
+        var conmon = monitor.MonitorOf(paths.ContainerBundle(record.Id));
         OciState? state;
         try
         {
@@ -52,98 +57,91 @@ internal sealed class InterruptedStart(
         catch (Exception e) when (e is ExternalCommandException or TimeoutException)
         {
             logger.LogWarning("container {Id}: its start was interrupted and {Handler} state failed: {Error}", record.Id, runtime.Handler, e.Message);
-            return false;
+            return (false, record);
         }
-        if (state?.Status is "running" or "paused")
-        {
-            Started(record, state.Pid, conmon);
-            return true;
-        }
+        if (state?.Status is "running" or "paused") return (true, Started(record, state.Pid, conmon));
         bool restoring = record.Restore is not null;
         // conmon, which outlives the daemon, is still running `restore`: it ends with the container running, or exits.
-        if (restoring && conmon is not null && state?.Status is null or "created") return false;
+        if (restoring && conmon is not null && state?.Status is null or "created") return (false, record);
         if (state?.Status == "stopped" || monitor.HasExitRecord(record.Id))
         {
-            Ended(record, runtime.Handler, conmon);
+            return (true, Ended(record, runtime.Handler, conmon));
         }
-        else if (state?.Status == "created" && !restoring)
+        if (state?.Status == "created" && !restoring)
         {
             // conmon made it at CreateContainer and `start` never ran (an orphaned `runc start` would have
             // finished long before a restarted daemon looks): it waits to be started.
-            Save(record, () => { });
             logger.LogWarning("container {Id}: its start was interrupted before {Handler} started it; it can be started again", record.Id, runtime.Handler);
+            return (true, Settle(record, current => current));
         }
-        else if (restoring)
+        if (restoring)
         {
             // conmon is gone: what the runtime made of the restore (if anything) goes, and the restore can be tried again.
             if (state is not null) await runtime.DeleteAsync(record.Id, CancellationToken.None);
-            ResetRestore(record, record.Restore!);
+            return (true, ResetRestore(record, record.Restore!));
         }
-        else
-        {
-            containers.MarkExited(record, 255, "Error", $"{Cut}; {runtime.Handler} does not know the container");
-        }
-        return true;
+        return (true, exits.RecordExit(record, 255, "Error", $"{Cut}; {runtime.Handler} does not know the container"));
     }
 
-    private void Started(ContainerRecord record, int pid, ProcessIdentity? conmon)
+    private ContainerRecord Started(ContainerRecord record, int pid, ProcessIdentity? conmon)
     {
-        Save(record, () =>
+        var init = ProcessIdentity.Of(pid);
+        record = Settle(record, current => current with
         {
-            record.State = ContainerState.ContainerRunning;
-            record.StartedAtNanos = record.StartingAtNanos;
-            record.Pid = pid;
-            record.Init = ProcessIdentity.Of(pid) ?? record.Init;
-            record.Monitor = conmon ?? record.Monitor;
-            if (record.Restore is { } restore) record.Restore = restore with { RestoredAtNanos = record.StartingAtNanos };
+            State = ContainerState.ContainerRunning,
+            StartedAtNanos = current.StartingAtNanos,
+            Pid = pid,
+            Init = init ?? current.Init,
+            Monitor = conmon ?? current.Monitor,
+            Restore = current.Restore is { } restore ? restore with { RestoredAtNanos = current.StartingAtNanos } : null,
         });
+        if (record.State != ContainerState.ContainerRunning) return record;
         events.Publish(ContainerEventType.ContainerStartedEvent, record.Id, record.PodId);
         logger.LogWarning("container {Id}: its start was interrupted by a daemon restart; the runtime runs it as pid {Pid}", record.Id, pid);
+        return record;
     }
 
     /// <summary>
     /// The process ran and has ended. (A created container killed before its start reads the same; the start's
     /// time is all that is known of when it ran.) conmon's exit file, once written, tells how it ended.
     /// </summary>
-    private void Ended(ContainerRecord record, string handler, ProcessIdentity? conmon)
+    private ContainerRecord Ended(ContainerRecord record, string handler, ProcessIdentity? conmon)
     {
         if (conmon is null && !monitor.HasExitRecord(record.Id))
         {
-            record.StartedAtNanos = record.StartingAtNanos;
-            containers.MarkExited(record, 255, "Error", $"{Cut}; conmon is gone and {handler} reports the container stopped");
-            return;
+            return exits.RecordExit(record, 255, "Error", $"{Cut}; conmon is gone and {handler} reports the container stopped",
+                startedAtNanos: record.StartingAtNanos);
         }
-        Started(record, record.Pid, conmon);
-        containers.Refresh(record);
+        return exits.Refresh(Started(record, record.Pid, conmon));
     }
 
-    private void ResetRestore(ContainerRecord record, ContainerRestoreState restore)
+    private ContainerRecord ResetRestore(ContainerRecord record, ContainerRestoreState restore)
     {
         if (!File.Exists(Path.Combine(restore.ImagesDir, "inventory.img")))
         {
-            containers.MarkExited(record, 255, "Error", $"{Cut}; the restore cannot be tried again: its CRIU images in {restore.ImagesDir} are gone");
-            return;
+            return exits.RecordExit(record, 255, "Error", $"{Cut}; the restore cannot be tried again: its CRIU images in {restore.ImagesDir} are gone");
         }
         monitor.Forget(record.Id);
         // A new conmon's create waits on this file: a dead conmon's pid in it would read as the new one dying.
-        File.Delete(Conmon.ConmonPidFile(containers.BundleDir(record.Id)));
-        Save(record, () =>
-        {
-            record.Pid = 0;
-            record.Init = null;
-            record.Monitor = null;
-        });
+        File.Delete(Conmon.ConmonPidFile(paths.ContainerBundle(record.Id)));
         logger.LogWarning("container {Id}: its restore was interrupted before the runtime made the container; it can be started again", record.Id);
+        return Settle(record, current => current with { Pid = 0, Init = null, Monitor = null });
     }
 
-    /// <summary>Applies a verdict and clears the marker in one atomic write (Status and List refresh records without the lock).</summary>
-    private void Save(ContainerRecord record, Action verdict)
+    /// <summary>
+    /// Applies a verdict to a container still CREATED and clears the marker, in one <see cref="RecordStore{T}.Update"/>
+    /// (status and list calls refresh without the lock: an exit they recorded meanwhile stands, only the marker goes).
+    /// </summary>
+    private ContainerRecord Settle(ContainerRecord record, Func<ContainerRecord, ContainerRecord> verdict)
     {
-        lock (record)
+        try
         {
-            verdict();
-            record.StartingAtNanos = 0;
-            records.Save(record);
+            return records.Update(record.Id, current =>
+                (current.State == ContainerState.ContainerCreated ? verdict(current) : current) with { StartingAtNanos = 0 });
+        }
+        catch (NotFoundException)
+        {
+            return record; // Removed meanwhile: nothing left to settle.
         }
     }
 }

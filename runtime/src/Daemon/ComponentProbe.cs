@@ -12,7 +12,7 @@ public sealed record HandlerProbe(string Name, string Path, bool Usable, string 
 /// Checks the external programs once at start-up (in the background, so the socket is up at once)
 /// and keeps the answers for Status.
 /// </summary>
-public sealed class ComponentProbe(CriShimConfig config, RuntimeHandlers handlers, ILogger<ComponentProbe> logger)
+public sealed class ComponentProbe(CheckpointConfig checkpoint, RuntimeHandlers handlers, ILogger<ComponentProbe> logger)
 {
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -50,8 +50,8 @@ public sealed class ComponentProbe(CriShimConfig config, RuntimeHandlers handler
                 }
             }
             Handlers = probes;
-            Criu = config.Checkpoint.Enabled
-                ? await new Criu(config.Checkpoint.Criu).ProbeAsync(cancellationToken)
+            Criu = checkpoint.Enabled
+                ? await new Criu(checkpoint.Criu).ProbeAsync(cancellationToken)
                 : new CriuStatus(false, "", 0, "checkpointing is disabled in the configuration (checkpoint.enabled = false)");
             if (Criu.Usable) logger.LogInformation("CRIU {Version}: {Detail}", Criu.Version, Criu.Detail);
             else logger.LogWarning("checkpointing unavailable: {Detail}", Criu.Detail);

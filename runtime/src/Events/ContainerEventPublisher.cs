@@ -10,12 +10,11 @@ namespace CriShim.Runtime.Events;
 /// containerd does, the pod's PodSandboxStatus and the ContainerStatus of each of its containers at
 /// that moment. A pod's own steps use the pod id as the container id.
 /// </summary>
-/// <remarks>The services are lazy because they publish through this class.</remarks>
 public sealed class ContainerEventPublisher(
     ContainerEventBus bus,
+    TimeProvider time,
     RecordStore<PodSandboxRecord> pods,
-    Lazy<PodSandboxService> sandboxes,
-    Lazy<ContainerService> containers)
+    RecordStore<ContainerRecord> containers)
 {
     /// <param name="podStatus">For a pod already removed: its last status (containerd would send none, and the kubelet ignores such events).</param>
     public void Publish(ContainerEventType type, string containerId, string podId, PodSandboxStatus? podStatus = null)
@@ -24,11 +23,10 @@ public sealed class ContainerEventPublisher(
         {
             ContainerId = containerId,
             ContainerEventType = type,
-            CreatedAt = ContainerService.NowNanos(),
-            PodSandboxStatus = podStatus ?? (pods.Get(podId) is { } pod ? sandboxes.Value.Status(pod) : null),
+            CreatedAt = time.Now(),
+            PodSandboxStatus = podStatus ?? (pods.Get(podId) is { } pod ? PodSandboxStatusMapper.Status(pod) : null),
         };
-        var service = containers.Value;
-        containerEvent.ContainersStatuses.Add(service.OfPod(podId).Select(service.Status));
+        containerEvent.ContainersStatuses.Add(containers.All.Where(c => c.PodId == podId).Select(ContainerStatusMapper.Status));
         bus.Publish(containerEvent);
     }
 }

@@ -1,6 +1,3 @@
-using CriShim.Runtime.Containers;
-using CriShim.Runtime.Pods;
-using CriShim.Runtime.Store;
 
 namespace CriShim.Runtime.Events;
 
@@ -10,12 +7,7 @@ public static class ContainerEventsRegistration
     public static IServiceCollection AddContainerEvents(this IServiceCollection services)
     {
         services.AddSingleton(_ => new ContainerEventBus(TimeProvider.System));
-        // The pod and container services publish through the publisher, which reads their statuses: lazy breaks the cycle.
-        services.AddSingleton(sp => new ContainerEventPublisher(
-            sp.GetRequiredService<ContainerEventBus>(),
-            sp.GetRequiredService<RecordStore<PodSandboxRecord>>(),
-            new Lazy<PodSandboxService>(sp.GetRequiredService<PodSandboxService>),
-            new Lazy<ContainerService>(sp.GetRequiredService<ContainerService>)));
+        services.AddSingleton<ContainerEventPublisher>();
         services.AddHostedService<ContainerExitWatcher>();
         return services;
     }

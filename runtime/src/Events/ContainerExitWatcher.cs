@@ -12,7 +12,7 @@ namespace CriShim.Runtime.Events;
 /// sent within a moment even when no RPC asks. inotify (FileSystemWatcher) wakes the scan at once;
 /// a rescan every <see cref="RescanInterval"/> covers events inotify dropped, and the first scan
 /// reports exits that happened while the daemon was down. Exits no exit file will report are
-/// found too: a container whose conmon died (see <see cref="ContainerService.Refresh"/>), an infra
+/// found too: a container whose conmon died (see <see cref="ContainerExitRecorder.Refresh"/>), an infra
 /// process that is gone (killed with its conmon, or a reboot), and a start that a daemon kill cut short
 /// (see <see cref="InterruptedStart"/>). An infra process's exit makes its pod
 /// not ready, with a STOPPED event for the pod.
@@ -21,7 +21,8 @@ public sealed class ContainerExitWatcher(
     StatePaths paths,
     RecordStore<ContainerRecord> containerRecords,
     RecordStore<PodSandboxRecord> podRecords,
-    ContainerService containers,
+    ContainerLocks locks,
+    ContainerExitRecorder exits,
     PodSandboxService sandboxes,
     IContainerMonitor monitor,
     ContainerEventBus bus,
@@ -92,12 +93,12 @@ public sealed class ContainerExitWatcher(
         foreach (var record in containerRecords.All.ToList())
         {
             if (record.State == ContainerState.ContainerExited ||
-                !(monitor.HasExitRecord(record.Id) || ContainerService.IsUnmonitored(record) || record.StartingAtNanos != 0)) continue;
+                !(monitor.HasExitRecord(record.Id) || ContainerExitRecorder.IsUnmonitored(record) || record.StartingAtNanos != 0)) continue;
             // Under the container's lock, so a start still under way reports STARTED before this STOPPED.
             await WithinLockWaitAsync(async limit =>
             {
-                using var _ = await containers.LockAsync(record.Id, limit);
-                await containers.ReconcileWithRuntimeAsync(record, cancellationToken);
+                using var _ = await locks.AcquireAsync(record.Id, limit);
+                await exits.ReconcileWithRuntimeAsync(record, cancellationToken);
             }, cancellationToken);
         }
         foreach (var pod in podRecords.All.ToList())

@@ -6,7 +6,7 @@ namespace CriShim.Runtime.Images;
 /// Checkpoint OCI images, as checkpointctl and buildah make them: one layer that is the checkpoint archive
 /// (a tar, plain or gzip), and an annotation naming the checkpointed container. Such an image is pulled like
 /// any other, but its layer is kept as a blob and never unpacked as a root filesystem; a restore reads it
-/// through <see cref="OpenArchive"/>.
+/// through <see cref="OpenArchiveAsync"/>.
 /// </summary>
 public sealed class CheckpointImages(ImageStore images, ContentStore content)
 {

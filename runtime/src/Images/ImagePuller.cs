@@ -24,7 +24,12 @@ public sealed class ImagePuller(
 
     private TimeSpan PullTimeout => TimeSpan.FromSeconds(config.PullTimeoutSeconds);
 
-    public async Task<StoredImage> PullAsync(
+    /// <summary>Pulls <paramref name="reference"/> (PullImage's, or a restore's), timed by outcome in crishim_image_pull_duration_seconds.</summary>
+    public Task<StoredImage> PullAsync(
+        string reference, RegistryCredentials credentials, IReadOnlyDictionary<string, string> annotations, CancellationToken cancellationToken) =>
+        Metrics.DaemonMetrics.ObservePullAsync(() => PullWithinTimeoutAsync(reference, credentials, annotations, cancellationToken));
+
+    private async Task<StoredImage> PullWithinTimeoutAsync(
         string reference, RegistryCredentials credentials, IReadOnlyDictionary<string, string> annotations, CancellationToken cancellationToken)
     {
         var parsed = ImageReference.Parse(reference);
@@ -131,7 +136,7 @@ public sealed class ImagePuller(
         return stored;
     }
 
-    /// <summary>A small blob (the config) into the store, verified; shared with concurrent pulls.</summary>
+    /// <summary>A blob kept as it came (the config, or a checkpoint image's archive layer) into the store, verified; shared with concurrent pulls.</summary>
     private async Task FetchBlobAsync(RegistryRepository repository, Descriptor descriptor, CancellationToken cancellationToken)
     {
         if (content.Has(descriptor.Digest)) return;

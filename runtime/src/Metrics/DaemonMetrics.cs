@@ -37,7 +37,7 @@ public static class DaemonMetrics
     private static readonly Counter<long> PulledBytes = Meter.CreateCounter<long>("crishim_image_pull_bytes_total", description:
         "Bytes fetched from registries and verified: manifests, configs and layer blobs that were not stored yet.");
     private static readonly Histogram<double> PullSeconds = Seconds("crishim_image_pull_duration_seconds",
-        "Time of each PullImage, by outcome (success, failure).");
+        "Time of each image pull (PullImage, or a restore's of its checkpoint image), by outcome (success, failure).");
 
     public static void RpcCompleted(string service, string method, string code, TimeSpan elapsed)
     {

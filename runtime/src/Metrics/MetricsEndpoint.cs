@@ -30,7 +30,7 @@ public static class MetricsEndpoint
     public static void UsePrometheusMetrics(this WebApplication app)
     {
         if (app.Services.GetService<PrometheusExporter>() is not { } exporter) return;
-        var containers = app.Services.GetRequiredService<ContainerService>();
+        var containers = app.Services.GetRequiredService<ContainerLookup>();
         var pods = app.Services.GetRequiredService<PodSandboxService>();
         DaemonMetrics.ObserveStores(() => ContainersByState(containers), () => PodsByState(pods));
         // Kestrel gives unix-socket connections no IP address: only the TCP listener is metrics.address.
@@ -46,7 +46,7 @@ public static class MetricsEndpoint
         }));
     }
 
-    private static IEnumerable<Measurement<long>> ContainersByState(ContainerService containers)
+    private static IEnumerable<Measurement<long>> ContainersByState(ContainerLookup containers)
     {
         var counts = Enum.GetValues<ContainerState>().ToDictionary(state => state, _ => 0L);
         foreach (var record in containers.List(null)) counts[record.State]++;
@@ -56,7 +56,7 @@ public static class MetricsEndpoint
     private static IEnumerable<Measurement<long>> PodsByState(PodSandboxService pods)
     {
         var counts = Enum.GetValues<PodSandboxState>().ToDictionary(state => state, _ => 0L);
-        foreach (var record in pods.List(null)) counts[pods.StateOf(record)]++;
+        foreach (var record in pods.List(null)) counts[PodSandboxStatusMapper.StateOf(record)]++;
         return counts.Select(c => new Measurement<long>(c.Value, new KeyValuePair<string, object?>("state", StateLabel(c.Key.ToString(), "Sandbox"))));
     }
 

@@ -31,13 +31,13 @@ public sealed class CniPodNetwork : IPodNetwork, IDisposable
     private CniConfigSelection _selection = CniConfigSelection.Problem("not loaded");
     private string _lastReported = "";
 
-    public CniPodNetwork(CriShimConfig config, PodCidrStore podCidr, ILogger<CniPodNetwork> logger)
+    public CniPodNetwork(CniConfig cni, StateConfig state, PodCidrStore podCidr, ILogger<CniPodNetwork> logger)
     {
-        _cni = config.Cni;
+        _cni = cni;
         _podCidr = podCidr;
         _logger = logger;
-        _timeout = TimeSpan.FromSeconds(config.Cni.PluginTimeoutSeconds);
-        Cache = new CniResultCache(Path.Combine(config.State.Root, "cni", "results"));
+        _timeout = TimeSpan.FromSeconds(cni.PluginTimeoutSeconds);
+        Cache = new CniResultCache(Path.Combine(state.Root, "cni", "results"));
         Current();
     }
 

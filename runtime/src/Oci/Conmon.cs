@@ -10,8 +10,6 @@ public sealed record ConmonLaunch(
     string BundleDir,
     IOciRuntime Runtime,
     string LogPath,
-    string ExitDir,
-    string SocketDir,
     bool SystemdCgroup,
     bool Stdin = false,
     bool StdinOnce = false,
@@ -71,8 +69,8 @@ public sealed class Conmon(string path, string exitDir, string socketDir) : ICon
     /// <summary>Creates the container through conmon; returns the container's init pid.</summary>
     public async Task<int> CreateAsync(ConmonLaunch launch, CancellationToken cancellationToken)
     {
-        Store.StateDirectory.Create(launch.ExitDir);
-        Store.StateDirectory.Create(launch.SocketDir);
+        Store.StateDirectory.Create(exitDir);
+        Store.StateDirectory.Create(socketDir);
         string syncFile = SyncFile(launch.BundleDir);
         File.Delete(syncFile);
         var args = new List<string>
@@ -89,9 +87,9 @@ public sealed class Conmon(string path, string exitDir, string socketDir) : ICon
             "-p", PidFile(launch.BundleDir),
             "-P", ConmonPidFile(launch.BundleDir),
             "-l", $"k8s-file:{launch.LogPath}",
-            "--exit-dir", launch.ExitDir,
+            "--exit-dir", exitDir,
             "--persist-dir", launch.BundleDir,
-            "--socket-dir-path", launch.SocketDir,
+            "--socket-dir-path", socketDir,
             "--runtime-arg", "--root",
             "--runtime-arg", launch.Runtime.Root,
             "--log-level", "info",

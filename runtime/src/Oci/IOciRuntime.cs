@@ -38,8 +38,11 @@ public interface IOciRuntime
     /// <summary>Runs a command in the container and collects up to <paramref name="outputLimit"/> bytes of each of its stdout and stderr.</summary>
     Task<CapturedOutput> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, int outputLimit, string pidFile, CancellationToken cancellationToken);
 
-    /// <summary>`exec` arguments, for callers that run the process with their own stdio (streaming).</summary>
-    List<string> ExecArguments(string id, IReadOnlyList<string> command, string pidFile, bool terminal);
+    /// <summary>
+    /// Runs a command in the container with the caller's stdio until it exits (the streaming Exec): pipes, or a
+    /// terminal that follows the caller's resizes. Cancellation kills the exec'd process. Returns its exit code.
+    /// </summary>
+    Task<int> ExecAttachedAsync(string id, IReadOnlyList<string> command, ExecStdio stdio, string pidFile, CancellationToken cancellationToken);
 
     /// <summary>Freezes every process of the container (cgroup freezer).</summary>
     Task PauseAsync(string id, CancellationToken cancellationToken);

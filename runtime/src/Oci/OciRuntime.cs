@@ -207,12 +207,18 @@ public sealed class OciRuntime(string handler, string binaryPath, string root) :
         _command.RunAsync(Global(["checkpoint", "--leave-running", "--file-locks", "--image-path", imagePath, "--work-path", workPath, .. criuOptions, id]),
             limit, cancellationToken);
 
-    /// <summary>`exec` arguments, for callers that run the process with their own stdio (streaming).</summary>
-    public List<string> ExecArguments(string id, IReadOnlyList<string> command, string pidFile, bool terminal) =>
+    /// <summary>
+    /// Runs a command in the container with the caller's stdio until it exits (the streaming Exec): pipes, or a
+    /// terminal that follows the caller's resizes. Cancellation kills the exec'd process. Returns its exit code.
+    /// </summary>
+    public Task<int> ExecAttachedAsync(string id, IReadOnlyList<string> command, ExecStdio stdio, string pidFile, CancellationToken cancellationToken) =>
+        AttachedExec.RunAsync(BinaryPath, ExecArguments(id, command, pidFile, stdio.Terminal), stdio, pidFile, cancellationToken);
+
+    private List<string> ExecArguments(string id, IReadOnlyList<string> command, string pidFile, bool terminal) =>
         terminal ? Global(["exec", "-t", "--pid-file", pidFile, id, .. command]) : Global(["exec", "--pid-file", pidFile, id, .. command]);
 
     /// <summary>Killing runc's exec leaves the exec'd process running; the pid file names it.</summary>
-    public static void KillExecProcess(string pidFile)
+    internal static void KillExecProcess(string pidFile)
     {
         if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out int pid)) NativeInterop.Processes.Kill(pid, 9);
     }

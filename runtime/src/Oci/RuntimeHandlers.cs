@@ -7,9 +7,9 @@ public sealed class RuntimeHandlers
 {
     private readonly Dictionary<string, IOciRuntime> _byName;
 
-    public RuntimeHandlers(CriShimConfig config)
-        : this(config.Runtime.DefaultHandler, config.Runtime.Handlers.Select(h => new OciRuntime(h.Key, h.Value.Path,
-            h.Value.Root.Length > 0 ? h.Value.Root : Path.Combine(config.State.RunRoot, h.Key))))
+    public RuntimeHandlers(RuntimeConfigSection runtime, StateConfig state)
+        : this(runtime.DefaultHandler, runtime.Handlers.Select(h => new OciRuntime(h.Key, h.Value.Path,
+            h.Value.Root.Length > 0 ? h.Value.Root : Path.Combine(state.RunRoot, h.Key))))
     {
     }
 

@@ -18,10 +18,12 @@ namespace CriShim.Runtime.Pods;
 /// outlives the daemon) that holds the IPC/UTS/PID namespaces, a /dev/shm tmpfs and the /etc files.
 /// </summary>
 public sealed class PodSandboxService(
-    CriShimConfig config,
+    RuntimeConfigSection runtimeConfig,
     StatePaths paths,
     RuntimeHandlers handlers,
     IContainerMonitor monitor,
+    IIdSource ids,
+    TimeProvider time,
     RecordStore<PodSandboxRecord> pods,
     PodLocks locks,
     ContainerService containers,
@@ -45,7 +47,7 @@ public sealed class PodSandboxService(
             throw new InvalidRequestException($"runtime handler \"{runtimeHandler}\" is not configured (have: {string.Join(", ", handlers.All.Select(h => h.Handler))})");
         }
         string cgroupParent = podConfig.Linux?.CgroupParent ?? "";
-        CgroupPaths.Validate(config.Runtime.CgroupDriver, cgroupParent);
+        CgroupPaths.Validate(runtimeConfig.CgroupDriver, cgroupParent);
         var namespaceOptions = podConfig.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption();
         if (namespaceOptions.Pid == NamespaceMode.Target) throw new InvalidRequestException("a pod cannot use pid namespace mode TARGET");
         if (PodUserNamespace.Of(namespaceOptions) is not null)
@@ -57,7 +59,7 @@ public sealed class PodSandboxService(
             PodUserNamespace.OpenForTraversal(paths);
         }
 
-        string id = ContainerService.NewId();
+        string id = ids.NewId();
         PodSandboxRecord record;
         await _names.WaitAsync(cancellationToken);
         try
@@ -77,10 +79,10 @@ public sealed class PodSandboxService(
                 Id = id,
                 Config = podConfig.ToByteArray(),
                 RuntimeHandler = runtime.Handler,
-                CreatedAtNanos = ContainerService.NowNanos(),
+                CreatedAtNanos = time.Now(),
                 CgroupParent = cgroupParent,
             };
-            pods.Save(record);
+            pods.Add(record);
         }
         finally
         {
@@ -99,7 +101,8 @@ public sealed class PodSandboxService(
         }
         catch
         {
-            await TearDownAsync(record, CancellationToken.None);
+            // What set-up recorded before it failed (namespace, /dev/shm) is what is released.
+            await TearDownAsync(pods.Get(record.Id) ?? record, CancellationToken.None);
             pods.Delete(record.Id);
             if (Directory.Exists(paths.PodRun(record.Id))) Directory.Delete(paths.PodRun(record.Id), recursive: true);
             throw;
@@ -118,7 +121,7 @@ public sealed class PodSandboxService(
         userNamespace?.OpenStateTo(paths, podDir, paths.PodRun(record.Id));
         if (!hostNetwork && userNamespace is null)
         {
-            await PinAndAttachNetworkAsync(record, NetworkNamespaces.CreatePinned, cancellationToken);
+            record = await PinAndAttachNetworkAsync(record, NetworkNamespaces.CreatePinned, cancellationToken);
         }
         if (namespaces.Ipc != NamespaceMode.Node)
         {
@@ -129,42 +132,41 @@ public sealed class PodSandboxService(
                 Mounts.Mount("shm", shm, "tmpfs", MountFlags.NoSuid | MountFlags.NoDev | MountFlags.NoExec,
                     "mode=1777,size=65536k" + (userNamespace?.ShmOwnerOptions ?? ""));
             }
-            record.ShmPath = shm;
+            record = pods.Update(record.Id, current => current with { ShmPath = shm });
         }
-        pods.Save(record);
 
         InfraSpec.EnsureRootfs(paths.InfraRootfs);
         string bundle = InfraBundle(record.Id);
         StateDirectory.Create(bundle);
-        var spec = InfraSpec.Build(record, paths.InfraRootfs, CgroupPaths.For(config.Runtime.CgroupDriver, record.CgroupParent, record.Id), OomScore.Clamp(-998));
+        var spec = InfraSpec.Build(record, paths.InfraRootfs, CgroupPaths.For(runtimeConfig.CgroupDriver, record.CgroupParent, record.Id), OomScore.Clamp(-998));
         AtomicFile.WriteText(Path.Combine(bundle, "config.json"), spec.ToJsonString());
-        record.InfraPid = await monitor.CreateAsync(new ConmonLaunch(record.Id, $"infra_{podConfig.Metadata.Name}", bundle, runtime,
-            Path.Combine(bundle, "infra.log"), paths.ExitDir, paths.ConmonSockets, config.Runtime.CgroupDriver == "systemd"), cancellationToken);
-        record.Infra = ProcessIdentity.Of(record.InfraPid)
+        int infraPid = await monitor.CreateAsync(new ConmonLaunch(record.Id, $"infra_{podConfig.Metadata.Name}", bundle, runtime,
+            Path.Combine(bundle, "infra.log"), runtimeConfig.CgroupDriver == "systemd"), cancellationToken);
+        var infra = ProcessIdentity.Of(infraPid)
             ?? throw new ContainerCreateException($"the infra process of pod sandbox {record.Id} ended before it was started");
+        record = pods.Update(record.Id, current => current with { InfraPid = infraPid, Infra = infra });
         if (userNamespace is not null)
         {
             // The infra process made the network namespace inside the pod's user namespace (see InfraSpec);
             // pinned like any other, it is wired before the infra process runs and outlives it.
             string infraNetwork = $"/proc/{record.InfraPid}/ns/net";
-            await PinAndAttachNetworkAsync(record, netns => NetworkNamespaces.Pin(infraNetwork, netns), cancellationToken);
+            record = await PinAndAttachNetworkAsync(record, netns => NetworkNamespaces.Pin(infraNetwork, netns), cancellationToken);
         }
-        pods.Save(record);
         await runtime.StartAsync(record.Id, cancellationToken);
-        record.Ready = true;
-        pods.Save(record);
+        record = pods.Update(record.Id, current => current with { Ready = true });
         logger.LogInformation("pod sandbox {Id} ({Namespace}/{Name}) ready, infra pid {Pid}", record.Id,
             podConfig.Metadata.Namespace, podConfig.Metadata.Name, record.InfraPid);
     }
 
-    private async Task PinAndAttachNetworkAsync(PodSandboxRecord record, Action<string> pin, CancellationToken cancellationToken)
+    private async Task<PodSandboxRecord> PinAndAttachNetworkAsync(PodSandboxRecord record, Action<string> pin, CancellationToken cancellationToken)
     {
         string netns = paths.NetNs(record.Id);
         StateDirectory.Create(Path.GetDirectoryName(netns)!);
         using (PhaseLog.Time("netns pin", record.Id)) pin(netns);
-        record.NetNsPath = netns;
-        pods.Save(record);
-        record.Ips = [.. await network.AttachAsync(record, cancellationToken)];
+        // Recorded before the plugins run, so a failed or interrupted attach is detached and removed.
+        record = pods.Update(record.Id, current => current with { NetNsPath = netns });
+        var ips = await network.AttachAsync(record, cancellationToken);
+        return pods.Update(record.Id, current => current with { Ips = [.. ips] });
     }
 
     /// <summary>Releases the infra process, the namespaces and /dev/shm; safe to repeat.</summary>
@@ -199,15 +201,14 @@ public sealed class PodSandboxService(
         var record = pods.Resolve(id);
         if (record is null) return;
         using var _ = await locks.AcquireAsync(record.Id, cancellationToken);
+        if (pods.Get(record.Id) is null) return;
         await containers.StopAllOfPodAsync(record.Id, cancellationToken);
+        record = pods.Get(record.Id)!;
         await TearDownAsync(record, CancellationToken.None);
         if (record.Ready || record.InfraPid != 0)
         {
             bool wasReady = record.Ready;
-            record.Ready = false;
-            record.InfraPid = 0;
-            record.Infra = null;
-            pods.Save(record);
+            pods.Update(record.Id, current => current with { Ready = false, InfraPid = 0, Infra = null });
             logger.LogInformation("pod sandbox {Id} stopped", record.Id);
             // Not ready already when its infra exited on its own: that STOPPED event was sent then.
             if (wasReady) events.Publish(ContainerEventType.ContainerStoppedEvent, record.Id, record.Id);
@@ -217,12 +218,10 @@ public sealed class PodSandboxService(
     /// <summary>For the exit watcher: an infra process that exited on its own leaves its pod not ready.</summary>
     public async Task NoticeInfraExitAsync(string id, CancellationToken cancellationToken)
     {
-        var record = pods.Get(id);
-        if (record is null) return;
-        using var _ = await locks.AcquireAsync(record.Id, cancellationToken);
-        if (!record.Ready) return;
-        record.Ready = false;
-        pods.Save(record);
+        if (pods.Get(id) is null) return;
+        using var _ = await locks.AcquireAsync(id, cancellationToken);
+        if (pods.Get(id) is not { Ready: true } record) return;
+        pods.Update(record.Id, current => current with { Ready = false });
         logger.LogWarning("pod sandbox {Id}: its infra process exited", record.Id);
         events.Publish(ContainerEventType.ContainerStoppedEvent, record.Id, record.Id);
     }
@@ -236,9 +235,7 @@ public sealed class PodSandboxService(
     {
         var record = Get(id);
         using var _ = await locks.AcquireAsync(record.Id, cancellationToken);
-        record.Overhead = overhead?.ToByteArray() ?? [];
-        record.Resources = resources?.ToByteArray() ?? [];
-        pods.Save(record);
+        pods.Update(record.Id, current => current with { Overhead = overhead?.ToByteArray() ?? [], Resources = resources?.ToByteArray() ?? [] });
     }
 
     /// <summary>Removes the pod and all its containers; idempotent, unknown ids succeed.</summary>
@@ -252,7 +249,7 @@ public sealed class PodSandboxService(
         await containers.RemoveAllOfPodAsync(record.Id, cancellationToken);
         string run = paths.PodRun(record.Id);
         if (Directory.Exists(run)) Directory.Delete(run, recursive: true);
-        var lastStatus = Status(record);
+        var lastStatus = PodSandboxStatusMapper.Status(pods.Get(record.Id)!);
         pods.Delete(record.Id);
         logger.LogInformation("pod sandbox {Id} removed", record.Id);
         events.Publish(ContainerEventType.ContainerDeletedEvent, record.Id, record.Id, lastStatus);
@@ -260,32 +257,6 @@ public sealed class PodSandboxService(
 
     public PodSandboxRecord Get(string id) =>
         pods.Resolve(id) ?? throw new NotFoundException($"pod sandbox \"{id}\" not found");
-
-    /// <summary>Ready only while the infra process lives (this very process, this boot): a pod whose infra died needs re-creating.</summary>
-    public PodSandboxState StateOf(PodSandboxRecord record) =>
-        record.Ready && record.IsInfraAlive() ? PodSandboxState.SandboxReady : PodSandboxState.SandboxNotready;
-
-    public PodSandboxStatus Status(PodSandboxRecord record)
-    {
-        var podConfig = record.ConfigMessage;
-        var status = new PodSandboxStatus
-        {
-            Id = record.Id,
-            Metadata = podConfig.Metadata,
-            State = StateOf(record),
-            CreatedAt = record.CreatedAtNanos,
-            RuntimeHandler = record.RuntimeHandler,
-            Network = new PodSandboxNetworkStatus { Ip = record.Ips.FirstOrDefault() ?? "" },
-            Linux = new LinuxPodSandboxStatus
-            {
-                Namespaces = new Namespace { Options = podConfig.Linux?.SecurityContext?.NamespaceOptions ?? new NamespaceOption() },
-            },
-        };
-        foreach (string ip in record.Ips.Skip(1)) status.Network.AdditionalIps.Add(new PodIP { Ip = ip });
-        status.Labels.Add(podConfig.Labels);
-        status.Annotations.Add(podConfig.Annotations);
-        return status;
-    }
 
     public Dictionary<string, string> VerboseInfo(PodSandboxRecord record)
     {
@@ -301,7 +272,7 @@ public sealed class PodSandboxService(
             if (filter is not null)
             {
                 if (filter.Id.Length > 0 && !record.Id.StartsWith(filter.Id, StringComparison.Ordinal)) continue;
-                if (filter.State is not null && StateOf(record) != filter.State.State) continue;
+                if (filter.State is not null && PodSandboxStatusMapper.StateOf(record) != filter.State.State) continue;
                 if (!LabelSelector.Matches(record.ConfigMessage.Labels, filter.LabelSelector)) continue;
             }
             yield return record;

@@ -7,6 +7,7 @@ using CriShim.NativeInterop;
 using CriShim.Runtime.Checkpoint;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Store;
+using Microsoft.Win32.SafeHandles;
 
 namespace CriShim.Runtime.Restore;
 
@@ -68,9 +69,7 @@ public static class CheckpointArchiveIntake
     /// </summary>
     public static ExtractedCheckpoint Extract(string archivePath, string workDir, CancellationToken cancellationToken)
     {
-        if (Directory.Exists(archivePath)) throw new InvalidRequestException($"checkpoint archive {archivePath} is a directory, not an archive file");
-        using var handle = RootedPaths.OpenFileInRoot("/", archivePath)
-            ?? throw new NotFoundException($"checkpoint archive {archivePath} not found");
+        using var handle = OpenArchive(archivePath);
         long archiveLength;
         try
         {
@@ -86,7 +85,7 @@ public static class CheckpointArchiveIntake
 
         StateDirectory.Create(workDir);
         stream.Position = 0;
-        ExtractEntries(stream, workDir, archivePath, cancellationToken);
+        ExtractEntries(stream, handle, workDir, archivePath, cancellationToken);
 
         var checkpoint = new ExtractedCheckpoint(
             workDir,
@@ -96,6 +95,38 @@ public static class CheckpointArchiveIntake
             (ReadJson(workDir, RootfsDiff.DeletedName, CheckpointJson.Default.ListString, archivePath) ?? []).Select(p => ContainerRelative(p, archivePath)).ToList());
         StateDirectory.Create(checkpoint.ImagesDir);
         return checkpoint.RootfsDiff is { } diff ? checkpoint with { Whiteouts = ScanRootfsDiff(diff, archivePath, cancellationToken) } : checkpoint;
+    }
+
+    /// <summary>
+    /// config.dump and spec.dump alone, read through the archive's headers without extracting anything: what
+    /// RestorePod compares its request with before it creates anything. Bounded as <see cref="Extract"/> bounds them.
+    /// </summary>
+    public static (CheckpointConfigDump Config, JsonObject Spec) ReadDumps(string archivePath, CancellationToken cancellationToken)
+    {
+        using var handle = OpenArchive(archivePath);
+        using var stream = new FileStream(handle, FileAccess.Read, bufferSize: 1 << 16);
+        byte[]? config = null, spec = null;
+        ReadHeaders(stream, archivePath, cancellationToken, entry =>
+        {
+            string relative = Relative(entry.Name, archivePath);
+            if (relative is not (ConfigDumpName or SpecDumpName) || !IsRegularFile(entry.EntryType)) return;
+            if (entry.Length > MaxJsonBytes)
+            {
+                throw new InvalidRequestException($"checkpoint archive {archivePath}: {relative} claims {entry.Length} bytes, more than the {MaxJsonBytes} a dump may have");
+            }
+            var bytes = new byte[entry.Length];
+            entry.DataStream?.ReadExactly(bytes);
+            if (relative == ConfigDumpName) config = bytes;
+            else spec = bytes;
+        });
+        if (config is null || spec is null) throw new InvalidRequestException($"{archivePath} is not a checkpoint archive: it needs {ConfigDumpName} and {SpecDumpName}");
+        return (ParseJson(config, ConfigDumpName, CheckpointJson.Default.CheckpointConfigDump, archivePath), ParseSpec(spec, archivePath));
+    }
+
+    private static SafeFileHandle OpenArchive(string archivePath)
+    {
+        if (Directory.Exists(archivePath)) throw new InvalidRequestException($"checkpoint archive {archivePath} is a directory, not an archive file");
+        return RootedPaths.OpenFileInRoot("/", archivePath) ?? throw new NotFoundException($"checkpoint archive {archivePath} not found");
     }
 
     private sealed record ScannedEntry(bool IsDirectory, long Length);
@@ -197,7 +228,8 @@ public static class CheckpointArchiveIntake
         }
     }
 
-    private static void ExtractEntries(Stream stream, string workDir, string archivePath, CancellationToken cancellationToken)
+    /// <param name="archive">The archive <paramref name="stream"/> reads: the data of each entry is copied from it inside the kernel.</param>
+    private static void ExtractEntries(Stream stream, SafeFileHandle archive, string workDir, string archivePath, CancellationToken cancellationToken)
     {
         using var reader = new TarReader(stream, leaveOpen: true);
         while (reader.GetNextEntry(copyData: false) is { } entry)
@@ -224,17 +256,25 @@ public static class CheckpointArchiveIntake
                 Access = FileAccess.Write,
                 UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             });
-            entry.DataStream?.CopyTo(file);
+            // The CRIU images are most of the archive: copied once, in the kernel, not through a buffer.
+            if (FileRanges.Copy(archive, entry.DataOffset, file.SafeFileHandle, 0, entry.Length) != entry.Length)
+            {
+                throw new InvalidRequestException($"checkpoint archive {archivePath}: it ends inside entry \"{entry.Name}\"");
+            }
         }
     }
 
     private static T? ReadJson<T>(string workDir, string name, JsonTypeInfo<T> type, string archivePath)
     {
         string path = Path.Combine(workDir, name);
-        if (!File.Exists(path)) return default;
+        return File.Exists(path) ? ParseJson(File.ReadAllBytes(path), name, type, archivePath) : default;
+    }
+
+    private static T ParseJson<T>(byte[] bytes, string name, JsonTypeInfo<T> type, string archivePath)
+    {
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), type)
+            return JsonSerializer.Deserialize(bytes, type)
                 ?? throw new InvalidRequestException($"checkpoint archive {archivePath}: {name} is null");
         }
         catch (JsonException e)
@@ -243,11 +283,13 @@ public static class CheckpointArchiveIntake
         }
     }
 
-    private static JsonObject ReadSpec(string workDir, string archivePath)
+    private static JsonObject ReadSpec(string workDir, string archivePath) => ParseSpec(File.ReadAllBytes(Path.Combine(workDir, SpecDumpName)), archivePath);
+
+    private static JsonObject ParseSpec(byte[] bytes, string archivePath)
     {
         try
         {
-            return JsonNode.Parse(File.ReadAllBytes(Path.Combine(workDir, SpecDumpName))) as JsonObject
+            return JsonNode.Parse(bytes) as JsonObject
                 ?? throw new InvalidRequestException($"checkpoint archive {archivePath}: {SpecDumpName} is not a JSON object");
         }
         catch (JsonException e)

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using CriShim.Runtime.Containers;
+using CriShim.Runtime.Diagnostics;
 using CriShim.Runtime.Images;
+using CriShim.Runtime.Pods;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -19,6 +21,7 @@ public sealed class ContainerRestore(
     ContainerService containers,
     IImageLookup images,
     ImagePuller puller,
+    RecordStore<PodSandboxRecord> pods,
     ILogger<ContainerRestore> logger)
 {
     /// <summary>
@@ -38,20 +41,24 @@ public sealed class ContainerRestore(
     /// Creates a container in pod <paramref name="podId"/> from the checkpoint archive at <paramref name="archivePath"/>;
     /// returns its id. The archive is checked whole before anything is created; on any failure nothing is left.
     /// </summary>
-    public async Task<string> CreateFromArchiveAsync(string podId, ContainerConfig request, string archivePath, CancellationToken cancellationToken)
+    /// <param name="restoredFrom">What the container's status names as its checkpoint when not the archive: the image that carried it.</param>
+    public async Task<string> CreateFromArchiveAsync(string podId, ContainerConfig request, string archivePath, CancellationToken cancellationToken,
+        string? restoredFrom = null)
     {
         var clock = Stopwatch.StartNew();
         // Under the checkpoint work dirs: one a crash leaves behind is removed at the next start (it has no in-flight marker).
         string workDir = Path.Combine(paths.Checkpoints, $"restore-{Guid.NewGuid():N}");
         try
         {
-            var checkpoint = CheckpointArchiveIntake.Extract(archivePath, workDir, cancellationToken);
+            ExtractedCheckpoint checkpoint;
+            using (PhaseLog.Time("restore extract archive", archivePath)) checkpoint = CheckpointArchiveIntake.Extract(archivePath, workDir, cancellationToken);
             CriuImageCompatibility.Check(checkpoint.ImagesDir, archivePath);
+            if (pods.Resolve(podId) is { } pod) CheckpointedConnections.RequireAddresses(CheckpointedConnections.Read(checkpoint.ImagesDir), pod.Ips, archivePath);
             var (image, imageName) = await EnsureImageAsync(checkpoint, archivePath, cancellationToken);
             RequireBindMounts(checkpoint, request, image, archivePath);
             var config = RestoredConfig(request, checkpoint, imageName, archivePath);
             RecreateBindMountSources(checkpoint, config);
-            string id = await containers.CreateAsync(podId, config, new RestoreSource(checkpoint, archivePath, image), cancellationToken);
+            string id = await containers.CreateAsync(podId, config, new RestoreSource(checkpoint, restoredFrom ?? archivePath, image), cancellationToken);
             logger.LogInformation("created container {Id} from checkpoint archive {Archive} (container {Original}) in {Elapsed:0.000} s",
                 id, archivePath, checkpoint.Config.Id, clock.Elapsed.TotalSeconds);
             return id;
@@ -140,7 +147,7 @@ public sealed class ContainerRestore(
         return config;
     }
 
-    private static List<string> Strings(JsonNode? node, string what, string archivePath)
+    internal static List<string> Strings(JsonNode? node, string what, string archivePath)
     {
         if (node is null) return [];
         if (node is not JsonArray array) throw new InvalidRequestException($"checkpoint archive {archivePath}: spec.dump {what} is not an array");

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
 
 namespace CriShim.Runtime.Restore;
 
@@ -7,9 +8,11 @@ namespace CriShim.Runtime.Restore;
 /// What CRIU checks first when it restores, checked before anything is created so the error is
 /// FAILED_PRECONDITION with CRIU's own reason (and not a CRIU failure after the container was made):
 /// inventory.img's image version must be one this node's CRIU reads, and the dumped tasks' machine
-/// architecture (core-*.img) must be this node's. A file that cannot be read this way is left to CRIU.
+/// architecture (core-*.img) must be this node's. A file that cannot be read this way is left to CRIU,
+/// and what CRIU itself finds only at StartContainer (the CPU features the images need, an image format it
+/// does not read) is picked out of its restore.log by <see cref="IncompatibilityIn"/>.
 /// </summary>
-public static class CriuImageCompatibility
+public static partial class CriuImageCompatibility
 {
     private const uint InventoryMagic = 0x58313116;
     private const uint CommonMagic = 0x54564319;
@@ -37,6 +40,37 @@ public static class CriuImageCompatibility
         {
             throw new WrongStateException(
                 $"checkpoint archive {archivePath} was dumped on {Describe(march)} and this node is {Describe(here)}: CRIU cannot restore it (Core march mismatch {march}/{here})");
+        }
+    }
+
+    /// <summary>
+    /// CRIU's messages (CRIU 4.2's strings, after "Error (file:line): ") saying this node cannot restore the images
+    /// at all: their version or format, their architecture, or CPU features the dumping CPU had and this one lacks
+    /// (x86 "cpu: ..." checks of cpuinfo.img and the FPU/xsave state in core-*.img). A retry on this node fails
+    /// alike, so it is the caller's precondition, not a CRIU failure.
+    /// </summary>
+    [GeneratedRegex(@"^(?:Not supported images version|Too old image, no longer supported|Unknown image format|Head magic doesn't match|Magic doesn't match|Core march mismatch|cpu: (?!.*Can't allocate)|x86: FPU xsave area present, but host cpu doesn't support it)")]
+    private static partial Regex IncompatibleImage();
+
+    /// <summary>
+    /// A CRIU log line's error text: "(00.417275) Error (criu/cr-restore.c:2331): the text", or from a restored task
+    /// "(01.399481)      6: Error (criu/net.c:2942): the text".
+    /// </summary>
+    [GeneratedRegex(@"^\(\s*[0-9.]+\)\s+(?:\d+:\s+)?Error \([^)]*\):\s*(?<text>.*)$")]
+    private static partial Regex ErrorLine();
+
+    /// <summary>
+    /// CRIU's own line, from a failed restore's log, that says this node cannot restore the images (see
+    /// <see cref="IncompatibleImage"/>); null when the failure is of another kind.
+    /// </summary>
+    public static string? IncompatibilityIn(IEnumerable<string> restoreLog) => CriuErrors(restoreLog).FirstOrDefault(text => IncompatibleImage().IsMatch(text));
+
+    /// <summary>The text of each "Error" line of a CRIU log.</summary>
+    public static IEnumerable<string> CriuErrors(IEnumerable<string> log)
+    {
+        foreach (string line in log)
+        {
+            if (ErrorLine().Match(line) is { Success: true } match) yield return match.Groups["text"].Value.Trim();
         }
     }
 

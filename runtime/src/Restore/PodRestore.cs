@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Checkpoint;
+using CriShim.Runtime.Images;
 using CriShim.Runtime.Pods;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
@@ -15,7 +16,7 @@ namespace CriShim.Runtime.Restore;
 /// restored in CREATED state, each created from its archive with the request's config of the same name; the
 /// caller starts them. On any error the sandbox, and with it every container made so far, is removed.
 /// </summary>
-public sealed class PodRestore(PodSandboxService sandboxes, ContainerRestore restore, ILogger<PodRestore> logger)
+public sealed class PodRestore(PodSandboxService sandboxes, ContainerRestore restore, IImageLookup images, ILogger<PodRestore> logger)
 {
     /// <summary>pod.json is a few KiB (the pod's config and one line per container); it is read whole.</summary>
     public const long MaxManifestBytes = 1 << 20;
@@ -27,6 +28,7 @@ public sealed class PodRestore(PodSandboxService sandboxes, ContainerRestore res
     {
         var clock = Stopwatch.StartNew();
         var plan = Validate(request);
+        RequireCheckpointedContainers(plan, images, cancellationToken);
         string podId = await sandboxes.RunAsync(plan.SandboxConfig, request.RuntimeHandler, cancellationToken);
         var response = new RestorePodResponse { PodSandboxId = podId };
         try
@@ -94,6 +96,20 @@ public sealed class PodRestore(PodSandboxService sandboxes, ContainerRestore res
                 (missing.Count > 0 ? $"; missing: {string.Join(", ", missing)}" : "") + (unknown.Count > 0 ? $"; not in the checkpoint: {string.Join(", ", unknown)}" : ""));
         }
         return new Plan(sandboxConfig, [.. manifest.Containers.Select(c => (configs[c.Name], ArchivePath(directory, c)))]);
+    }
+
+    /// <summary>
+    /// Each container config against its archive's config.dump and spec.dump (see <see cref="CheckpointedContainerMatch"/>),
+    /// before anything is created.
+    /// </summary>
+    /// <exception cref="InvalidRequestException">A config names another image or command, or an archive's dumps are unreadable.</exception>
+    public static void RequireCheckpointedContainers(Plan plan, IImageLookup images, CancellationToken cancellationToken)
+    {
+        foreach (var (config, archive) in plan.Containers)
+        {
+            var (dump, spec) = CheckpointArchiveIntake.ReadDumps(archive, cancellationToken);
+            CheckpointedContainerMatch.Require(config, dump, spec, images, archive);
+        }
     }
 
     private static PodCheckpointManifest ReadManifest(string directory)

@@ -8,7 +8,8 @@ namespace CriShim.Runtime.Restore;
 /// What ContainerService needs to create a container from an extracted checkpoint instead of from its
 /// image alone: the checkpointed image, the changes for its writable layer, its log and CRIU images.
 /// </summary>
-public sealed class RestoreSource(ExtractedCheckpoint checkpoint, string archivePath, StoredImage image)
+/// <param name="restoredFrom">The checkpoint as the request named it: the archive's path, or the image that carried it.</param>
+public sealed class RestoreSource(ExtractedCheckpoint checkpoint, string restoredFrom, StoredImage image)
 {
     /// <summary>The name of the CRIU image dir inside the container's state dir.</summary>
     public const string ImagesDirName = "checkpoint";
@@ -35,7 +36,7 @@ public sealed class RestoreSource(ExtractedCheckpoint checkpoint, string archive
             }
             catch (Exception e) when (e is UnsafeLayerException or InvalidDataException)
             {
-                throw new InvalidRequestException($"checkpoint archive {archivePath}: {Checkpoint.RootfsDiff.TarName}: {e.Message}");
+                throw new InvalidRequestException($"checkpoint {restoredFrom}: {Checkpoint.RootfsDiff.TarName}: {e.Message}");
             }
         }
         foreach (string relative in checkpoint.DeletedFiles) Delete(rootfs, relative);
@@ -97,6 +98,6 @@ public sealed class RestoreSource(ExtractedCheckpoint checkpoint, string archive
         string imagesDir = Path.Combine(containerDir, ImagesDirName);
         Directory.Move(checkpoint.ImagesDir, imagesDir);
         if (checkpoint.Log is { } log) File.Copy(log, logPath, overwrite: true);
-        return new ContainerRestoreState(archivePath, imagesDir, checkpoint.Config.Id);
+        return new ContainerRestoreState(restoredFrom, imagesDir, checkpoint.Config.Id);
     }
 }

@@ -18,7 +18,7 @@ public sealed record RootfsDiffWhiteouts(IReadOnlyList<string> Removed, IReadOnl
     /// <summary>Whether an entry of the diff (a normalized relative path) is a whiteout or other ".wh." bookkeeping, which is not unpacked.</summary>
     public static bool IsWhiteout(string relative) => Path.GetFileName(relative).StartsWith(Prefix, StringComparison.Ordinal);
 
-    /// <summary>Collects the whiteouts among a diff's normalized entry names; one that names no entry is an ArgumentException.</summary>
+    /// <summary>Collects the whiteouts among a diff's normalized entry names; one that names no entry is an InvalidRequestException.</summary>
     public sealed class Collector(string what)
     {
         private readonly List<string> _removed = [];

@@ -24,6 +24,10 @@ public static class DaemonHost
         using var socket = SocketGuard.Acquire(config.Server.Socket);
         StateDirectory.Tighten([config.State.Root, config.State.RunRoot], Path.GetDirectoryName(Path.GetFullPath(config.Server.Socket)));
 
+        // ASP.NET would watch its content root, the working directory (/ under an init system), recursively for
+        // appsettings changes: an inotify watch per directory, the state dirs' included. The daemon reads none.
+        // Set for the streaming server's host too.
+        Environment.SetEnvironmentVariable("ASPNETCORE_hostBuilder__reloadConfigOnChange", "false");
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
@@ -50,7 +54,7 @@ public static class DaemonHost
             grpc.Interceptors.Add<ErrorMappingInterceptor>();
             grpc.MaxReceiveMessageSize = 16 * 1024 * 1024;
             // An ExecSync answer carries up to 16 MiB each of stdout and stderr.
-            grpc.MaxSendMessageSize = 2 * ContainerService.ExecSyncOutputLimit + 1024 * 1024;
+            grpc.MaxSendMessageSize = 2 * ContainerOperations.ExecSyncOutputLimit + 1024 * 1024;
             grpc.EnableDetailedErrors = false;
         });
         builder.Services.AddSingleton<RuntimeServiceEndpoint>();
@@ -61,7 +65,9 @@ public static class DaemonHost
         // period must not hold the daemon up. Each such call is safe to repeat after the restart, as the
         // kubelet does (a checkpoint cut short is undone by CheckpointRecovery).
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = ShutdownGrace);
+        // The whole file only for the verbose Status that reports it; every other service takes its sections.
         builder.Services.AddSingleton(config);
+        builder.Services.AddConfigSections(config);
         builder.Services.AddSingleton<RuntimeHandlers>();
         builder.Services.AddSingleton<ComponentProbe>();
         builder.Services.AddSingleton(new PodCidrStore(config.State.Root));

@@ -1,5 +1,4 @@
 using CriShim.Runtime.Images;
-using CriShim.Runtime.Metrics;
 using Grpc.Core;
 using Runtime.V1;
 
@@ -14,8 +13,7 @@ public sealed class ImageServiceEndpoint(ImagePuller puller, ImageCatalog catalo
     public override async Task<PullImageResponse> PullImage(PullImageRequest request, ServerCallContext context)
     {
         string reference = RequireImage(request.Image);
-        var image = await DaemonMetrics.ObservePullAsync(
-            () => puller.PullAsync(reference, RegistryCredentials.From(request.Auth), request.Image.Annotations, context.CancellationToken));
+        var image = await puller.PullAsync(reference, RegistryCredentials.From(request.Auth), request.Image.Annotations, context.CancellationToken);
         return new PullImageResponse { ImageRef = image.Id };
     }
 

@@ -1,3 +1,4 @@
+using CriShim.Runtime.Containers;
 using Grpc.Core;
 using Runtime.V1;
 
@@ -44,9 +45,9 @@ public sealed partial class RuntimeServiceEndpoint
     public override Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)
     {
         RequireId(request.ContainerId, "container_id");
-        var record = containers.Get(request.ContainerId);
-        var response = new ContainerStatusResponse { Status = containers.Status(record) };
-        if (request.Verbose) response.Info.Add(containers.VerboseInfo(record));
+        var record = containerLookup.Get(request.ContainerId);
+        var response = new ContainerStatusResponse { Status = ContainerStatusMapper.Status(record) };
+        if (request.Verbose) response.Info.Add(containerLookup.VerboseInfo(record));
         return Task.FromResult(response);
     }
 
@@ -61,43 +62,26 @@ public sealed partial class RuntimeServiceEndpoint
         ListBatches.SendAsync(ContainerItems(request.Filter), batch => new StreamContainersResponse { Containers = { batch } },
             responseStream, context.CancellationToken);
 
-    private IEnumerable<Container> ContainerItems(ContainerFilter? filter) => containers.List(filter).Select(record =>
-    {
-        var status = containers.Status(record);
-        var item = new Container
-        {
-            Id = status.Id,
-            PodSandboxId = record.PodId,
-            Metadata = status.Metadata,
-            Image = status.Image,
-            ImageRef = status.ImageRef,
-            ImageId = status.ImageId,
-            State = status.State,
-            CreatedAt = status.CreatedAt,
-        };
-        item.Labels.Add(status.Labels);
-        item.Annotations.Add(status.Annotations);
-        return item;
-    });
+    private IEnumerable<Container> ContainerItems(ContainerFilter? filter) => containerLookup.List(filter).Select(ContainerStatusMapper.ListItem);
 
     public override async Task<UpdateContainerResourcesResponse> UpdateContainerResources(UpdateContainerResourcesRequest request, ServerCallContext context)
     {
         RequireId(request.ContainerId, "container_id");
         if (request.Linux is null) throw new InvalidRequestException("UpdateContainerResources needs linux resources");
-        await containers.UpdateResourcesAsync(request.ContainerId, request.Linux, context.CancellationToken);
+        await containerOperations.UpdateResourcesAsync(request.ContainerId, request.Linux, context.CancellationToken);
         return new UpdateContainerResourcesResponse();
     }
 
     public override async Task<ReopenContainerLogResponse> ReopenContainerLog(ReopenContainerLogRequest request, ServerCallContext context)
     {
         RequireId(request.ContainerId, "container_id");
-        await containers.ReopenLogAsync(request.ContainerId, context.CancellationToken);
+        await containerOperations.ReopenLogAsync(request.ContainerId, context.CancellationToken);
         return new ReopenContainerLogResponse();
     }
 
     public override Task<ExecSyncResponse> ExecSync(ExecSyncRequest request, ServerCallContext context)
     {
         RequireId(request.ContainerId, "container_id");
-        return containers.ExecSyncAsync(request.ContainerId, request.Cmd, request.Timeout, context.CancellationToken);
+        return containerOperations.ExecSyncAsync(request.ContainerId, request.Cmd, request.Timeout, context.CancellationToken);
     }
 }

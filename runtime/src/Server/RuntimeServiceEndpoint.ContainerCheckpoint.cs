@@ -12,7 +12,6 @@ public sealed partial class RuntimeServiceEndpoint
         RequireId(request.ContainerId, "container_id");
         await DaemonMetrics.ObserveCheckpointAsync("container",
             async () => [await checkpoints.CheckpointAsync(request.ContainerId, request.Location, request.Timeout, context.Deadline, context.CancellationToken)]);
-        checkpointRetention.AfterCheckpoint(request.ContainerId, request.Location);
         return new CheckpointContainerResponse();
     }
 }

@@ -1,3 +1,5 @@
+using CriShim.Runtime.Containers;
+using CriShim.Runtime.Pods;
 using Grpc.Core;
 using Runtime.V1;
 
@@ -31,12 +33,8 @@ public sealed partial class RuntimeServiceEndpoint
     {
         RequireId(request.PodSandboxId, "pod_sandbox_id");
         var record = sandboxes.Get(request.PodSandboxId);
-        var response = new PodSandboxStatusResponse { Status = sandboxes.Status(record) };
-        response.ContainersStatuses.Add(containers.OfPod(record.Id).Select(c =>
-        {
-            containers.Refresh(c);
-            return containers.Status(c);
-        }));
+        var response = new PodSandboxStatusResponse { Status = PodSandboxStatusMapper.Status(record) };
+        response.ContainersStatuses.Add(containerLookup.CurrentOfPod(record.Id).Select(ContainerStatusMapper.Status));
         if (request.Verbose) response.Info.Add(sandboxes.VerboseInfo(record));
         return Task.FromResult(response);
     }
@@ -52,21 +50,7 @@ public sealed partial class RuntimeServiceEndpoint
         ListBatches.SendAsync(PodSandboxItems(request.Filter), batch => new StreamPodSandboxesResponse { PodSandboxes = { batch } },
             responseStream, context.CancellationToken);
 
-    private IEnumerable<PodSandbox> PodSandboxItems(PodSandboxFilter? filter) => sandboxes.List(filter).Select(record =>
-    {
-        var status = sandboxes.Status(record);
-        var item = new PodSandbox
-        {
-            Id = status.Id,
-            Metadata = status.Metadata,
-            State = status.State,
-            CreatedAt = status.CreatedAt,
-            RuntimeHandler = status.RuntimeHandler,
-        };
-        item.Labels.Add(status.Labels);
-        item.Annotations.Add(status.Annotations);
-        return item;
-    });
+    private IEnumerable<PodSandbox> PodSandboxItems(PodSandboxFilter? filter) => sandboxes.List(filter).Select(PodSandboxStatusMapper.ListItem);
 
     public override async Task<UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(UpdatePodSandboxResourcesRequest request, ServerCallContext context)
     {

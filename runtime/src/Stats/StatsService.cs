@@ -3,6 +3,7 @@ using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Pods;
+using CriShim.Runtime.Store;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Stats;
@@ -13,23 +14,24 @@ namespace CriShim.Runtime.Stats;
 /// its stats carry what is still known (attributes, writable layer) and never fail for that.
 /// </summary>
 public sealed class StatsService(
-    CriShimConfig config,
-    ContainerService containers,
+    RuntimeConfigSection runtime,
+    ContainerLookup containers,
     PodSandboxService sandboxes,
     OverlayRootfsService rootfs,
     CgroupReader cgroups,
+    TimeProvider time,
     ILogger<StatsService> logger)
 {
     private readonly CpuRateTracker _containerCpu = new();
     private readonly CpuRateTracker _podCpu = new();
-    private readonly WritableLayerUsage _layers = new(TimeProvider.System);
+    private readonly WritableLayerUsage _layers = new(time);
 
     private sealed record ContainerSample(ContainerRecord Record, CgroupSample? Cgroup);
 
     private sealed record PodSample(PodSandboxRecord Record, CgroupSample? Cgroup, IReadOnlyList<InterfaceCounters> Interfaces,
         IReadOnlyList<ContainerSample> Containers);
 
-    public ContainerStats Container(string id) => ToCri(Sample(containers.Get(id)), ContainerService.NowNanos());
+    public ContainerStats Container(string id) => ToCri(Sample(containers.Get(id)), time.Now());
 
     public IReadOnlyList<ContainerStats> ListContainers(ContainerStatsFilter? filter)
     {
@@ -41,17 +43,17 @@ public sealed class StatsService(
             LabelSelector = { filter.LabelSelector },
         }).ToList();
         if (everyContainer) ForgetAllBut(records.Select(r => r.Id).ToHashSet(), pods: null);
-        long now = ContainerService.NowNanos();
+        long now = time.Now();
         return records.Select(record => ToCri(Sample(record), now)).ToList();
     }
 
     public async Task<PodSandboxStats> PodSandboxAsync(string id) =>
-        ToCri(await SampleAsync(sandboxes.Get(id)), ContainerService.NowNanos());
+        ToCri(await SampleAsync(sandboxes.Get(id)), time.Now());
 
     public async Task<IReadOnlyList<PodSandboxStats>> ListPodSandboxesAsync(PodSandboxStatsFilter? filter)
     {
         var samples = await SamplePodsAsync(filter);
-        long now = ContainerService.NowNanos();
+        long now = time.Now();
         return samples.Select(pod => ToCri(pod, now)).ToList();
     }
 
@@ -60,7 +62,7 @@ public sealed class StatsService(
     public async Task<IReadOnlyList<PodSandboxMetrics>> ListPodSandboxMetricsAsync()
     {
         var samples = await SamplePodsAsync(filter: null);
-        long now = ContainerService.NowNanos();
+        long now = time.Now();
         return samples.Select(pod =>
         {
             var metrics = new PodSandboxMetrics { PodSandboxId = pod.Record.Id };
@@ -103,11 +105,7 @@ public sealed class StatsService(
 
     private async Task<PodSample> SampleAsync(PodSandboxRecord pod)
     {
-        var containerSamples = containers.OfPod(pod.Id).Select(record =>
-        {
-            containers.Refresh(record);
-            return Sample(record);
-        }).ToList();
+        var containerSamples = containers.CurrentOfPod(pod.Id).Select(Sample).ToList();
         return new PodSample(pod, PodCgroup(pod, containerSamples), await InterfacesAsync(pod), containerSamples);
     }
 
@@ -117,9 +115,9 @@ public sealed class StatsService(
     /// </summary>
     private CgroupSample? PodCgroup(PodSandboxRecord pod, IReadOnlyList<ContainerSample> containerSamples)
     {
-        if (pod.CgroupParent.Length > 0) return cgroups.ReadPath(CgroupReader.PodCgroupPath(config.Runtime.CgroupDriver, pod.CgroupParent));
+        if (pod.CgroupParent.Length > 0) return cgroups.ReadPath(CgroupReader.PodCgroupPath(runtime.CgroupDriver, pod.CgroupParent));
         var parts = containerSamples.Select(c => c.Cgroup)
-            .Append(sandboxes.StateOf(pod) == PodSandboxState.SandboxReady ? cgroups.ReadProcess(pod.InfraPid) : null)
+            .Append(PodSandboxStatusMapper.StateOf(pod) == PodSandboxState.SandboxReady ? cgroups.ReadProcess(pod.InfraPid) : null)
             .OfType<CgroupSample>().ToList();
         return parts.Count == 0 ? null : CgroupSample.Sum(parts);
     }

@@ -18,6 +18,7 @@ public sealed class RecordStore<T> where T : class, IRecord
 {
     private const string FileName = "record.json";
     private readonly ConcurrentDictionary<string, T> _records = new();
+    private readonly ConcurrentDictionary<string, object> _gates = new();
     private readonly JsonTypeInfo<T> _typeInfo;
 
     public RecordStore(string directory, JsonTypeInfo<T> typeInfo, ILogger logger)
@@ -58,18 +59,55 @@ public sealed class RecordStore<T> where T : class, IRecord
         return matches.Count == 1 ? matches[0] : null;
     }
 
-    public void Save(T record)
+    /// <summary>Adds a new record: persisted, then visible. An id already stored is a bug of the caller.</summary>
+    public void Add(T record)
     {
-        AtomicFile.Write(Path.Combine(DirectoryOf(record.Id), FileName), JsonSerializer.SerializeToUtf8Bytes(record, _typeInfo));
-        _records[record.Id] = record;
+        lock (GateOf(record.Id))
+        {
+            if (_records.ContainsKey(record.Id)) throw new InvalidOperationException($"record {record.Id} already exists");
+            Persist(record);
+            _records[record.Id] = record;
+        }
     }
 
-    /// <summary>Forgets the record and deletes its directory.</summary>
+    /// <summary>
+    /// The one way a stored record changes, as containerd's stores do it: mutations of one id are serialised,
+    /// <paramref name="mutate"/> returns the new value (a copy: records are immutable), which is persisted
+    /// atomically and only then published. When the write fails, the stored record stays as it was.
+    /// A <paramref name="mutate"/> that returns its argument changes nothing and writes nothing.
+    /// </summary>
+    /// <returns>The record as stored after the update.</returns>
+    /// <exception cref="NotFoundException">No record has the id (it was removed).</exception>
+    public T Update(string id, Func<T, T> mutate)
+    {
+        lock (GateOf(id))
+        {
+            var current = _records.GetValueOrDefault(id) ?? throw new NotFoundException($"{typeof(T).Name} {id} not found");
+            var next = mutate(current);
+            if (ReferenceEquals(next, current)) return current;
+            if (next.Id != id) throw new InvalidOperationException($"an update of {id} cannot change its id to {next.Id}");
+            Persist(next);
+            _records[id] = next;
+            return next;
+        }
+    }
+
+    private void Persist(T record) =>
+        AtomicFile.Write(Path.Combine(DirectoryOf(record.Id), FileName), JsonSerializer.SerializeToUtf8Bytes(record, _typeInfo));
+
+    // One monitor per id with a record (or one being added): updates of different ids write in parallel.
+    private object GateOf(string id) => _gates.GetOrAdd(id, _ => new object());
+
+    /// <summary>Forgets the record and deletes its directory; an update under way finishes first.</summary>
     public void Delete(string id)
     {
-        _records.TryRemove(id, out _);
-        string dir = DirectoryOf(id);
-        if (System.IO.Directory.Exists(dir)) System.IO.Directory.Delete(dir, recursive: true);
+        lock (GateOf(id))
+        {
+            _records.TryRemove(id, out _);
+            string dir = DirectoryOf(id);
+            if (System.IO.Directory.Exists(dir)) System.IO.Directory.Delete(dir, recursive: true);
+            _gates.TryRemove(id, out _);
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using CriShim.NativeInterop;
+using CriShim.Runtime.Oci;
 
 namespace CriShim.Runtime.Streaming;
 

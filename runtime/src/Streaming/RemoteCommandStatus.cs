@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using CriShim.Runtime.Oci;
 
 namespace CriShim.Runtime.Streaming;
 

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using CriShim.Runtime.Oci;
 
 namespace CriShim.Runtime.Streaming;
 

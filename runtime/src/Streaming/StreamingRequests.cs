@@ -9,6 +9,3 @@ public sealed record ExecStreamRequest(string ContainerId, IReadOnlyList<string>
 public sealed record AttachStreamRequest(string ContainerId, bool Tty, bool Stdin, bool Stdout, bool Stderr) : StreamingRequest;
 
 public sealed record PortForwardStreamRequest(string PodId, IReadOnlyList<int> Ports) : StreamingRequest;
-
-/// <summary>A terminal size as the clients send it on the resize channel: columns and rows.</summary>
-public readonly record struct TerminalSize(ushort Width, ushort Height);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Threading.Channels;
 using CriShim.Runtime.Config;
+using CriShim.Runtime.Oci;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -14,7 +15,7 @@ namespace CriShim.Runtime.Streaming;
 /// SPDY/3.1. Kept apart from the gRPC host so the CRI stays on the unix socket only.
 /// </summary>
 public sealed class StreamingServer(
-    CriShimConfig config,
+    StreamingConfig config,
     StreamingTokenCache tokens,
     StreamingService service,
     StreamingEndpointAddress address,
@@ -32,10 +33,10 @@ public sealed class StreamingServer(
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<IHostLifetime, NoSignalLifetime>();
-        var ip = ParseAddress(config.Streaming.Address);
+        var ip = ParseAddress(config.Address);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Listen(ip, config.Streaming.Port, listen => listen.Protocols = HttpProtocols.Http1);
+            kestrel.Listen(ip, config.Port, listen => listen.Protocols = HttpProtocols.Http1);
             kestrel.AddServerHeader = false;
         });
         _app = builder.Build();

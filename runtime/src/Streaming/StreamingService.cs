@@ -16,12 +16,12 @@ namespace CriShim.Runtime.Streaming;
 public sealed class StreamingService(
     StreamingTokenCache tokens,
     StreamingEndpointAddress address,
-    ContainerService containers,
+    ContainerLookup containers,
     PodSandboxService sandboxes,
     RuntimeHandlers handlers,
     IContainerMonitor monitor,
     StatePaths paths,
-    ContainerProcessLauncher launcher,
+    IIdSource ids,
     ILogger<StreamingService> logger)
 {
     public async Task<string> ExecUrlAsync(ExecRequest request, CancellationToken cancellationToken)
@@ -81,9 +81,10 @@ public sealed class StreamingService(
                 return RemoteCommandResult.Failed($"runtime handler \"{record.RuntimeHandler}\" is no longer configured");
             }
             StateDirectory.Create(paths.Exec);
-            string pidFile = Path.Combine(paths.Exec, $"{record.Id}-{ContainerService.NewId()[..12]}.pid");
+            string pidFile = Path.Combine(paths.Exec, $"{record.Id}-{ids.NewId()[..12]}.pid");
             logger.LogDebug("exec {Command} in container {Id} (tty {Tty})", string.Join(' ', request.Command), record.Id, request.Tty);
-            int exitCode = await launcher.RunAsync(runtime, record.Id, request.Command, request.Tty, streams, pidFile, cancellationToken);
+            int exitCode = await runtime.ExecAttachedAsync(record.Id, request.Command,
+                new ExecStdio(streams.Stdin, streams.Stdout, streams.Stderr, request.Tty, streams.Resizes), pidFile, cancellationToken);
             return new RemoteCommandResult(exitCode);
         }
         catch (Exception e) when (e is NotFoundException or WrongStateException or IOException or InvalidOperationException
@@ -99,7 +100,7 @@ public sealed class StreamingService(
         try
         {
             var record = RunningContainer(request.ContainerId);
-            await ConmonAttach.RunAsync(monitor.AttachSocketDir(record.Id), containers.BundleDir(record.Id), streams, cancellationToken);
+            await ConmonAttach.RunAsync(monitor.AttachSocketDir(record.Id), paths.ContainerBundle(record.Id), streams, cancellationToken);
             return new RemoteCommandResult(0);
         }
         catch (Exception e) when (e is NotFoundException or WrongStateException or IOException or SocketException or CriShim.NativeInterop.NativeCallException)

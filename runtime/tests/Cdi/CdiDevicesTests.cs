@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using CriShim.NativeInterop;
 using CriShim.Runtime.Cdi;
 using Runtime.V1;
 
@@ -109,6 +110,26 @@ public sealed class CdiDevicesTests : IDisposable
         Assert.Contains("unresolvable CDI devices: vendor.example/gpu=7, other.example/x=y", unknown.Message);
         var malformed = Assert.Throws<InvalidRequestException>(() => CdiDevices.Resolve(Asking("gpu0"), [_dir]));
         Assert.Contains("gpu0", malformed.Message);
+    }
+
+    [Fact]
+    public async Task AFifoNamedLikeASpecIsSkippedWithoutBlocking()
+    {
+        File.WriteAllText(Path.Combine(_dir, "gpu.json"), JsonSpec);
+        string fifo = Path.Combine(_dir, "a.json");
+        FileNodes.MakeFifo(fifo, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var resolving = Task.Run(() => CdiDevices.Resolve(Asking("vendor.example/gpu=0", "vendor.example/gpu=9"), [_dir]));
+        try
+        {
+            // A blocked open fails the test instead of hanging it.
+            var e = await Assert.ThrowsAsync<InvalidRequestException>(() => resolving.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Contains($"{fifo} is not a regular file", e.Message);
+        }
+        finally
+        {
+            // Releases an open stuck on the FIFO (it waits for a writer), so the run can end.
+            if (!resolving.IsCompleted) using (File.OpenWrite(fifo)) { }
+        }
     }
 
     [Fact]

@@ -34,6 +34,42 @@ public class CheckpointArchiveTests : IDisposable
     }
 
     [Fact]
+    public void FilesAreCopiedWholeWithTheirModeBetweenOtherEntries()
+    {
+        string images = Path.Combine(_dir, "images");
+        Directory.CreateDirectory(images);
+        var contents = new Dictionary<string, byte[]>();
+        foreach (var (name, length) in new[] { ("a.img", 1), ("b.img", 513), ("pages-1.img", (3 << 20) + 7), ("z.img", 0) })
+        {
+            var bytes = new byte[length];
+            new Random(length).NextBytes(bytes);
+            contents[$"checkpoint/{name}"] = bytes;
+            File.WriteAllBytes(Path.Combine(images, name), bytes);
+            File.SetUnixFileMode(Path.Combine(images, name), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+        }
+        contents["config.dump"] = "{}"u8.ToArray();
+        string location = Path.Combine(_dir, "copied.tar");
+        using (var archive = CheckpointArchive.Create(location, CheckpointArchive.TempPathFor(location)))
+        {
+            archive.AddTree(images, "checkpoint", CancellationToken.None);
+            archive.AddBytes("config.dump", contents["config.dump"]);
+            archive.Commit();
+        }
+        using var reader = new TarReader(File.OpenRead(location));
+        var read = new Dictionary<string, byte[]>();
+        while (reader.GetNextEntry() is { } entry)
+        {
+            if (entry.EntryType == TarEntryType.Directory) continue;
+            using var data = new MemoryStream();
+            entry.DataStream?.CopyTo(data);
+            read[entry.Name] = data.ToArray();
+            if (entry.Name.StartsWith("checkpoint/")) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead, entry.Mode);
+        }
+        Assert.Equal(contents.Keys.Order(), read.Keys.Order());
+        foreach (var (name, bytes) in contents) Assert.True(bytes.AsSpan().SequenceEqual(read[name]), $"{name} differs");
+    }
+
+    [Fact]
     public void AnAbandonedArchiveLeavesTheLocationUntouched()
     {
         string location = Path.Combine(_dir, "x.tar");

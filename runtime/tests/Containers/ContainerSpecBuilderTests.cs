@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using CriShim.NativeInterop;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
@@ -92,7 +94,7 @@ public class ContainerSpecBuilderTests
         var image = new StoredImage("sha256:1", [], [], 0, Image(), false, new Dictionary<string, string>());
         System.Text.Json.Nodes.JsonObject Annotations(string criuConfig, params string[] allowed) =>
             ContainerSpecBuilder.Build(new ContainerSpecInput("c1", config, pod, "/pods/pod1", image, "/rootfs", "/volumes",
-                new ResolvedUser(0, 0, [], "/root"), "cgroupfs", criuConfig, AllowedAnnotations: allowed))["annotations"]!.AsObject();
+                new ResolvedUser(0, 0, [], "/root"), "cgroupfs", criuConfig, AllowedAnnotations: allowed)).Spec["annotations"]!.AsObject();
 
         var closed = Annotations("");
         Assert.False(closed.ContainsKey("org.criu.config"));
@@ -218,4 +220,267 @@ public class CgroupPathsTests
 
     [Fact]
     public void UnknownSignalIsInvalid() => Assert.Throws<InvalidRequestException>(() => Signals.Parse("SIGBOGUS"));
+}
+
+/// <summary>The whole spec Build makes from a container config, a pod and an image: no host, no runtime.</summary>
+public class BuiltContainerSpecTests
+{
+    private static readonly ImageRuntimeConfig BusyboxConfig =
+        new(["/bin/entry"], ["default-arg"], ["PATH=/image/bin", "IMAGE=1"], "/image-wd", "", "", ["/data", "/cache/"], new Dictionary<string, string>());
+
+    private static ContainerConfig Config(Action<ContainerConfig>? change = null)
+    {
+        var config = new ContainerConfig
+        {
+            Metadata = new ContainerMetadata { Name = "c" },
+            Image = new ImageSpec { Image = "busybox" },
+            Linux = new LinuxContainerConfig { SecurityContext = new LinuxContainerSecurityContext(), Resources = new LinuxContainerResources() },
+        };
+        change?.Invoke(config);
+        return config;
+    }
+
+    private static CriShim.Runtime.Pods.PodSandboxRecord Pod(NamespaceOption? namespaces = null, string netns = "/run/crishim/netns/pod1") => new()
+    {
+        Id = "pod1",
+        RuntimeHandler = "runc",
+        CreatedAtNanos = 1,
+        InfraPid = 4242,
+        NetNsPath = netns,
+        ShmPath = "/run/crishim/pods/pod1/shm",
+        CgroupParent = "/kubepods/pod1",
+        Config = new PodSandboxConfig
+        {
+            Metadata = new PodSandboxMetadata { Name = "p", Namespace = "n", Uid = "u" },
+            Hostname = "pod-host",
+            Linux = new LinuxPodSandboxConfig { SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = namespaces ?? new NamespaceOption() } },
+        }.ToByteArray(),
+    };
+
+    private static BuiltContainerSpec Build(ContainerConfig config, CriShim.Runtime.Pods.PodSandboxRecord? pod = null, ResolvedUser? user = null,
+        ContainerHostInputs? host = null, IReadOnlyDictionary<Mount, string>? imageVolumes = null, int targetPid = 0) =>
+        ContainerSpecBuilder.Build(new ContainerSpecInput("c1", config, pod ?? Pod(), "/state/pods/pod1",
+            new StoredImage("sha256:1", [], [], 0, BusyboxConfig, false, new Dictionary<string, string>()), "/state/rootfs/c1",
+            "/state/containers/c1/volumes", user ?? new ResolvedUser(1000, 1001, [5, 6], "/home/u"), "cgroupfs", "",
+            ImageVolumeSources: imageVolumes, TargetContainerPid: targetPid, HostInputs: host));
+
+    private static JsonObject MountAt(JsonObject spec, string destination) =>
+        spec["mounts"]!.AsArray().Single(m => (string?)m!["destination"] == destination)!.AsObject();
+
+    private static List<string> Options(JsonObject mount) => [.. mount["options"]!.AsArray().Select(o => o!.GetValue<string>())];
+
+    private static List<string> Strings(JsonNode? array) => [.. array!.AsArray().Select(o => o!.GetValue<string>())];
+
+    [Fact]
+    public void BuildTouchesNothingAndNamesTheDirectoriesTheCreatePathMakes()
+    {
+        string missing = $"/nonexistent-crishim-{Guid.NewGuid():N}";
+        var config = Config(c => c.Mounts.Add(new Mount { ContainerPath = "/host", HostPath = missing }));
+        var built = Build(config);
+        Assert.False(Path.Exists(missing));
+        Assert.False(Path.Exists("/state/containers/c1/volumes"));
+        Assert.Equal([missing], built.BindSources);
+        // The image's two volumes, each under the volumes dir by the hex of its destination.
+        Assert.Equal(["/state/containers/c1/volumes/2F64617461", "/state/containers/c1/volumes/2F6361636865"], built.ImageConfigVolumes);
+        Assert.Equal("/state/containers/c1/volumes/2F64617461", (string?)MountAt(built.Spec, "/data")["source"]);
+        // The same input builds the same spec again.
+        Assert.Equal(built.Spec.ToJsonString(), Build(config).Spec.ToJsonString());
+    }
+
+    [Fact]
+    public void ProcessTakesArgsEnvCwdAndUserFromTheConfigOverTheImage()
+    {
+        var spec = Build(Config(c =>
+        {
+            c.Args.Add("own-arg");
+            c.Envs.Add(new KeyValue { Key = "PATH", Value = ByteString.CopyFromUtf8("/config/bin") });
+            c.WorkingDir = "/config-wd";
+            c.Tty = true;
+            c.Linux.SecurityContext.NoNewPrivs = true;
+            c.Linux.Resources.OomScoreAdj = 500;
+        })).Spec;
+        var process = spec["process"]!.AsObject();
+        Assert.Equal(["/bin/entry", "own-arg"], Strings(process["args"]));
+        Assert.Equal(["PATH=/config/bin", "IMAGE=1", "HOME=/home/u"], Strings(process["env"]));
+        Assert.Equal("/config-wd", (string?)process["cwd"]);
+        Assert.True((bool)process["terminal"]!);
+        Assert.True((bool)process["noNewPrivileges"]!);
+        Assert.Equal(500, (int)process["oomScoreAdj"]!);
+        Assert.Equal("""{"uid":1000,"gid":1001,"additionalGids":[5,6]}""", process["user"]!.ToJsonString());
+        Assert.Equal("/image-wd", (string?)Build(Config()).Spec["process"]!["cwd"]);
+        Assert.Equal(["/bin/entry", "default-arg"], Strings(Build(Config()).Spec["process"]!["args"]));
+    }
+
+    [Fact]
+    public void AnUnprivilegedContainerIsConfined()
+    {
+        var spec = Build(Config(c => c.Linux.SecurityContext.Capabilities = new Capability
+        {
+            DropCapabilities = { "CHOWN" }, AddAmbientCapabilities = { "NET_ADMIN" },
+        })).Spec;
+        var capabilities = spec["process"]!["capabilities"]!.AsObject();
+        List<string> expected = [.. SpecDefaults.Capabilities.Where(c => c != "CAP_CHOWN"), "CAP_NET_ADMIN"];
+        foreach (string set in new[] { "bounding", "effective", "permitted" }) Assert.Equal(expected, Strings(capabilities[set]));
+        Assert.Equal(["CAP_NET_ADMIN"], Strings(capabilities["ambient"]));
+        Assert.Equal(["CAP_NET_ADMIN"], Strings(capabilities["inheritable"]));
+        var linux = spec["linux"]!.AsObject();
+        Assert.Equal(SpecDefaults.MaskedPaths, Strings(linux["maskedPaths"]));
+        Assert.Equal(SpecDefaults.ReadonlyPaths, Strings(linux["readonlyPaths"]));
+        Assert.Contains("ro", Options(MountAt(spec, "/sys")));
+        Assert.Equal("""[{"allow":false,"access":"rwm"}]""", linux["resources"]!["devices"]!.ToJsonString());
+    }
+
+    [Fact]
+    public void ThePodsOwnMaskedAndReadonlyPathsReplaceTheDefaults()
+    {
+        var linux = Build(Config(c =>
+        {
+            c.Linux.SecurityContext.MaskedPaths.Add("/proc/secret");
+            c.Linux.SecurityContext.ReadonlyPaths.Add("/proc/ro");
+        })).Spec["linux"]!.AsObject();
+        Assert.Equal(["/proc/secret"], Strings(linux["maskedPaths"]));
+        Assert.Equal(["/proc/ro"], Strings(linux["readonlyPaths"]));
+    }
+
+    [Fact]
+    public void APrivilegedContainerHasEverythingAndNoConfinement()
+    {
+        var spec = Build(Config(c =>
+        {
+            c.Linux.SecurityContext.Privileged = true;
+            c.Linux.SecurityContext.Seccomp = new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.RuntimeDefault };
+        })).Spec;
+        Assert.Equal(SpecDefaults.AllCapabilities, Strings(spec["process"]!["capabilities"]!["bounding"]));
+        var linux = spec["linux"]!.AsObject();
+        Assert.False(linux.ContainsKey("maskedPaths"));
+        Assert.False(linux.ContainsKey("readonlyPaths"));
+        Assert.False(linux.ContainsKey("seccomp"));
+        Assert.DoesNotContain("ro", Options(MountAt(spec, "/sys")));
+        Assert.Contains("""{"allow":true,"access":"rwm"}""", linux["resources"]!["devices"]!.AsArray().Select(r => r!.ToJsonString()));
+    }
+
+    [Fact]
+    public void SeccompIsTheRuntimeDefaultTheLocalhostProfileReadBeforeOrNone()
+    {
+        JsonNode? Seccomp(SecurityProfile? profile, ContainerHostInputs? host = null) =>
+            Build(Config(c => c.Linux.SecurityContext.Seccomp = profile), host: host).Spec["linux"]!["seccomp"];
+        Assert.Null(Seccomp(null));
+        Assert.Null(Seccomp(new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.Unconfined }));
+        Assert.Equal(SpecDefaults.RuntimeDefaultSeccomp().ToJsonString(),
+            Seccomp(new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.RuntimeDefault })!.ToJsonString());
+        var localhost = new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.Localhost, LocalhostRef = "/profiles/p.json" };
+        var profile = new JsonObject { ["defaultAction"] = "SCMP_ACT_LOG" };
+        Assert.Equal("""{"defaultAction":"SCMP_ACT_LOG"}""", Seccomp(localhost, new ContainerHostInputs(new Dictionary<string, DeviceNode>(), profile))!.ToJsonString());
+        // Build never reads the file itself.
+        Assert.Throws<InvalidOperationException>(() => Seccomp(localhost));
+    }
+
+    [Fact]
+    public void DevicesComeFromTheNodesReadBefore()
+    {
+        var host = new ContainerHostInputs(new Dictionary<string, DeviceNode> { ["/dev/fuse"] = new('c', 10, 229, 0x1B6) }, null);
+        var linux = Build(Config(c => c.Devices.Add(new Device { HostPath = "/dev/fuse", ContainerPath = "/dev/fuse-in", Permissions = "rw" })),
+            host: host).Spec["linux"]!.AsObject();
+        Assert.Equal("""[{"path":"/dev/fuse-in","type":"c","major":10,"minor":229,"fileMode":438,"uid":0,"gid":0}]""", linux["devices"]!.ToJsonString());
+        Assert.Equal("""{"allow":true,"type":"c","major":10,"minor":229,"access":"rw"}""", linux["resources"]!["devices"]![1]!.ToJsonString());
+        Assert.Throws<InvalidRequestException>(() =>
+            Build(Config(c => c.Devices.Add(new Device { HostPath = "/dev/fuse", ContainerPath = "/dev/fuse", Permissions = "rwx" })), host: host));
+        Assert.Throws<InvalidRequestException>(() =>
+            Build(Config(c => c.Devices.Add(new Device { HostPath = "/dev/fuse", ContainerPath = "fuse" })), host: host));
+    }
+
+    [Fact]
+    public void ResourcesAndTheCgroupFollowTheConfig()
+    {
+        var linux = Build(Config(c => c.Linux.Resources = new LinuxContainerResources { MemoryLimitInBytes = 1 << 26, CpuShares = 512 }))
+            .Spec["linux"]!.AsObject();
+        Assert.Equal(1 << 26, (long)linux["resources"]!["memory"]!["limit"]!);
+        Assert.Equal(512, (long)linux["resources"]!["cpu"]!["shares"]!);
+        Assert.Equal("/kubepods/pod1/crishim-c1", (string?)linux["cgroupsPath"]);
+        Assert.Throws<InvalidRequestException>(() => Build(Config(c => c.Linux.Resources.CpuPeriod = 10)));
+    }
+
+    [Fact]
+    public void NamespacesJoinThePodsInfraAsTheModesSay()
+    {
+        List<string> Namespaces(NamespaceOption pod, NamespaceOption container, string netns = "/run/crishim/netns/pod1", int target = 0) =>
+            [.. Build(Config(c => c.Linux.SecurityContext.NamespaceOptions = container), Pod(pod, netns), targetPid: target)
+                .Spec["linux"]!["namespaces"]!.AsArray().Select(n => n!.ToJsonString())];
+
+        var podMode = Namespaces(new NamespaceOption { Ipc = NamespaceMode.Pod }, new NamespaceOption { Pid = NamespaceMode.Pod });
+        Assert.Equal([
+            """{"type":"mount"}""",
+            """{"type":"network","path":"/run/crishim/netns/pod1"}""",
+            """{"type":"uts","path":"/proc/4242/ns/uts"}""",
+            """{"type":"ipc","path":"/proc/4242/ns/ipc"}""",
+            """{"type":"pid","path":"/proc/4242/ns/pid"}""",
+        ], podMode);
+        Assert.Contains("""{"type":"pid"}""", Namespaces(new NamespaceOption(), new NamespaceOption { Pid = NamespaceMode.Container }));
+        Assert.Contains("""{"type":"pid","path":"/proc/777/ns/pid"}""",
+            Namespaces(new NamespaceOption(), new NamespaceOption { Pid = NamespaceMode.Target, TargetId = "t" }, target: 777));
+        // The host's network, IPC and PID: nothing to join, and no hostname of the pod's.
+        var host = Namespaces(new NamespaceOption { Ipc = NamespaceMode.Node }, new NamespaceOption { Pid = NamespaceMode.Node }, netns: "");
+        Assert.Equal(["""{"type":"mount"}"""], host);
+        Assert.Null(Build(Config(), Pod(netns: "")).Spec["hostname"]);
+        Assert.Equal("pod-host", (string?)Build(Config()).Spec["hostname"]);
+    }
+
+    [Fact]
+    public void AUserNamespacedPodsContainersJoinItWithItsMappings()
+    {
+        var userns = new NamespaceOption
+        {
+            UsernsOptions = new UserNamespace
+            {
+                Mode = NamespaceMode.Pod,
+                Uids = { new IDMapping { ContainerId = 0, HostId = 100000, Length = 65536 } },
+                Gids = { new IDMapping { ContainerId = 0, HostId = 200000, Length = 65536 } },
+            },
+        };
+        var linux = Build(Config(), Pod(userns)).Spec["linux"]!.AsObject();
+        Assert.Contains("""{"type":"user","path":"/proc/4242/ns/user"}""", linux["namespaces"]!.AsArray().Select(n => n!.ToJsonString()));
+        Assert.Equal("""[{"containerID":0,"hostID":100000,"size":65536}]""", linux["uidMappings"]!.ToJsonString());
+        Assert.Equal("""[{"containerID":0,"hostID":200000,"size":65536}]""", linux["gidMappings"]!.ToJsonString());
+        Assert.False(Build(Config()).Spec["linux"]!.AsObject().ContainsKey("uidMappings"));
+    }
+
+    [Fact]
+    public void MountsFollowTheKubeletsOptionsAndOverrideDefaults()
+    {
+        var imageVolume = new Mount { ContainerPath = "/models", Image = new ImageSpec { Image = "models:1" } };
+        var spec = Build(Config(c =>
+        {
+            c.Mounts.Add(new Mount { ContainerPath = "/etc/hosts", HostPath = "/kubelet/hosts", Readonly = true });
+            c.Mounts.Add(new Mount { ContainerPath = "/shared/inner", HostPath = "/kubelet/inner" });
+            c.Mounts.Add(new Mount { ContainerPath = "/shared", HostPath = "/kubelet/shared", Propagation = MountPropagation.PropagationBidirectional });
+            c.Mounts.Add(new Mount { ContainerPath = "/data", HostPath = "/kubelet/data" });
+            c.Mounts.Add(imageVolume);
+        }), imageVolumes: new Dictionary<Mount, string> { [imageVolume] = "/state/image-volumes/models" }).Spec;
+
+        Assert.Equal("/kubelet/hosts", (string?)MountAt(spec, "/etc/hosts")["source"]);
+        Assert.Equal(["rbind", "rprivate", "ro"], Options(MountAt(spec, "/etc/hosts")));
+        Assert.Equal(["rbind", "rshared"], Options(MountAt(spec, "/shared")));
+        Assert.Equal("rshared", (string?)spec["linux"]!["rootfsPropagation"]);
+        // The kubelet's /data replaces the image's volume there; the image's /cache stays.
+        Assert.Equal("/kubelet/data", (string?)MountAt(spec, "/data")["source"]);
+        Assert.Equal("/state/containers/c1/volumes/2F6361636865", (string?)MountAt(spec, "/cache")["source"]);
+        var destinations = spec["mounts"]!.AsArray().Select(m => (string)m!["destination"]!).ToList();
+        Assert.True(destinations.IndexOf("/shared") < destinations.IndexOf("/shared/inner"), "a parent mount comes before its child");
+        Assert.Equal("/run/crishim/pods/pod1/shm", (string?)MountAt(spec, "/dev/shm")["source"]);
+        Assert.Equal("/state/pods/pod1/resolv.conf", (string?)MountAt(spec, "/etc/resolv.conf")["source"]);
+        // An image volume: read-only, no setuid or devices, and never idmapped by the runtime.
+        Assert.Equal(["rbind", "rprivate", "ro", "nosuid", "nodev"], Options(MountAt(spec, "/models")));
+        Assert.Equal("/state/image-volumes/models", (string?)MountAt(spec, "/models")["source"]);
+        Assert.Single(destinations, d => d == "/etc/hosts");
+        Assert.Throws<InvalidRequestException>(() => Build(Config(c => c.Mounts.Add(new Mount { ContainerPath = "/x", HostPath = "/a/../etc" }))));
+        Assert.Throws<InvalidRequestException>(() => Build(Config(c => c.Mounts.Add(new Mount { ContainerPath = "rel", HostPath = "/a" }))));
+    }
+
+    [Fact]
+    public void TheSpecsRootIsTheMountedRootfs()
+    {
+        var spec = Build(Config(c => c.Linux.SecurityContext.ReadonlyRootfs = true)).Spec;
+        Assert.Equal("""{"path":"/state/rootfs/c1","readonly":true}""", spec["root"]!.ToJsonString());
+        Assert.Equal("pod1", (string?)spec["annotations"]!["io.kubernetes.cri.sandbox-id"]);
+    }
 }

@@ -15,7 +15,7 @@ public sealed class SeccompProfileTests : IDisposable
     {
         string path = Path.Combine(_dir, "profile.json");
         File.WriteAllText(path, """{"defaultAction":"SCMP_ACT_ALLOW"}""");
-        Assert.Equal("SCMP_ACT_ALLOW", ContainerSpecBuilder.LocalhostProfile(path)["defaultAction"]!.GetValue<string>());
+        Assert.Equal("SCMP_ACT_ALLOW", ContainerBundle.LocalhostProfile(path)["defaultAction"]!.GetValue<string>());
     }
 
     [Fact]
@@ -24,21 +24,21 @@ public sealed class SeccompProfileTests : IDisposable
         string fifo = Path.Combine(_dir, "fifo");
         using (var mkfifo = Process.Start("mkfifo", [fifo])) await mkfifo.WaitForExitAsync();
         // A blocking open of a FIFO with no writer never returns: the task would not finish.
-        var read = Task.Run(() => ContainerSpecBuilder.LocalhostProfile(fifo));
+        var read = Task.Run(() => ContainerBundle.LocalhostProfile(fifo));
         Assert.Same(read, await Task.WhenAny(read, Task.Delay(TimeSpan.FromSeconds(10))));
         await Assert.ThrowsAsync<InvalidRequestException>(() => read);
     }
 
     [Fact]
     public void ADeviceIsNotReadToExhaustion() =>
-        Assert.Throws<InvalidRequestException>(() => ContainerSpecBuilder.LocalhostProfile("/dev/zero"));
+        Assert.Throws<InvalidRequestException>(() => ContainerBundle.LocalhostProfile("/dev/zero"));
 
     [Fact]
     public void AnOversizedProfileIsRefused()
     {
         string path = Path.Combine(_dir, "huge.json");
         File.WriteAllText(path, "[" + new string(' ', 2 << 20) + "]");
-        Assert.Contains("more than", Assert.Throws<InvalidRequestException>(() => ContainerSpecBuilder.LocalhostProfile(path)).Message);
+        Assert.Contains("more than", Assert.Throws<InvalidRequestException>(() => ContainerBundle.LocalhostProfile(path)).Message);
     }
 
     [Fact]
@@ -46,6 +46,6 @@ public sealed class SeccompProfileTests : IDisposable
     {
         string path = Path.Combine(_dir, "bad.json");
         File.WriteAllText(path, "not json");
-        Assert.Throws<InvalidRequestException>(() => ContainerSpecBuilder.LocalhostProfile(path));
+        Assert.Throws<InvalidRequestException>(() => ContainerBundle.LocalhostProfile(path));
     }
 }

@@ -16,7 +16,7 @@ public sealed class CheckpointRecoveryTests : IDisposable
     private readonly CheckpointRecovery _recovery;
 
     public CheckpointRecoveryTests() =>
-        _recovery = new CheckpointRecovery(_services.Paths, _services.Handlers, _services.Containers, _services.ContainerRecords,
+        _recovery = new CheckpointRecovery(_services.Paths, _services.Handlers, _services.Locks, _services.ContainerRecords,
             _services.Events, NullLogger<CheckpointRecovery>.Instance);
 
     public void Dispose() => _services.Dispose();
@@ -62,7 +62,7 @@ public sealed class CheckpointRecoveryTests : IDisposable
         Assert.Equal(3, Resumes);
         Assert.False(Directory.Exists(workDir));
         Assert.False(File.Exists(tempArchive));
-        Assert.Equal("", _services.Containers.Get("c1").Reason);
+        Assert.Equal("", _services.Lookup.Get("c1").Reason);
         await _services.AssertUnlockedAsync("c1");
     }
 
@@ -78,7 +78,7 @@ public sealed class CheckpointRecoveryTests : IDisposable
         await RecoverAsync();
 
         Assert.Equal(5, Resumes);
-        var record = _services.Containers.Get("c1");
+        var record = _services.Lookup.Get("c1");
         Assert.Equal(CheckpointRecovery.FrozenReason, record.Reason);
         Assert.Contains("container is busy", record.Message);
         Assert.True(events.Events.TryRead(out var reported), "no event reported the frozen container");
@@ -89,7 +89,7 @@ public sealed class CheckpointRecoveryTests : IDisposable
         // The next start resumes it and clears the report.
         ResumeFails(0);
         await RecoverAsync();
-        Assert.Equal("", _services.Containers.Get("c1").Reason);
+        Assert.Equal("", _services.Lookup.Get("c1").Reason);
         Assert.False(Directory.Exists(workDir));
     }
 }

@@ -23,12 +23,13 @@ public sealed class CheckpointSequenceTests : IDisposable
         File.WriteAllText(criu, "#!/bin/sh\ncase \"$1\" in --version) echo 'Version: 3.19';; check) echo 'Looks good.';; esac\n");
         File.SetUnixFileMode(criu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         _services.Config.Checkpoint.Criu = criu;
-        var probe = new ComponentProbe(_services.Config, _services.Handlers, NullLogger<ComponentProbe>.Instance);
+        var probe = new ComponentProbe(_services.Config.Checkpoint, _services.Handlers, NullLogger<ComponentProbe>.Instance);
         probe.RunAsync(CancellationToken.None).GetAwaiter().GetResult();
-        var pipeline = new CheckpointPipeline(_services.Config, _services.Paths, probe, _services.Containers, _services.Handlers,
+        var pipeline = new CheckpointPipeline(_services.Config.Checkpoint, _services.Config.State, _services.Paths, probe, _services.Locks, _services.Exits, _services.Handlers,
             _services.Rootfs, NullLogger<CheckpointPipeline>.Instance);
-        _checkpoint = new ContainerCheckpoint(_services.Config, _services.Containers, pipeline, NullLogger<ContainerCheckpoint>.Instance);
-        _podCheckpoint = new PodCheckpoint(_services.Config, _services.Pods, _services.Containers, pipeline, NullLogger<PodCheckpoint>.Instance);
+        var retention = new CheckpointRetention(_services.Config.Checkpoint, _services.Pods, NullLogger<CheckpointRetention>.Instance);
+        _checkpoint = new ContainerCheckpoint(_services.Config.Checkpoint, _services.Lookup, pipeline, retention, NullLogger<ContainerCheckpoint>.Instance);
+        _podCheckpoint = new PodCheckpoint(_services.Config.Checkpoint, _services.Pods, _services.Lookup, pipeline, NullLogger<PodCheckpoint>.Instance);
     }
 
     public void Dispose() => _services.Dispose();
@@ -145,5 +146,45 @@ public sealed class CheckpointSequenceTests : IDisposable
         Assert.Empty(Directory.EnumerateFileSystemEntries(request.OutputPath));
         await _services.AssertUnlockedAsync("c1");
         await _services.AssertUnlockedAsync("c2");
+    }
+
+    /// <summary>pod1's container c1's kubelet-named archive, as checkpoint retention counts them.</summary>
+    private string KubeletArchive(string time) =>
+        Path.Combine(_services.Scratch, CheckpointRetention.ArchivePrefix("pod1", "default", "c1") + time + ".tar");
+
+    [Fact]
+    public async Task RetentionUsesTheRecordTheCheckpointResolvedSoARemovalRightAfterStillAnswersAndPrunes()
+    {
+        _services.Config.Checkpoint.KeepPerContainer = 1;
+        _services.ReadyPod("pod1");
+        await _services.RunningContainerAsync("c1");
+        string older = KubeletArchive("2026-01-01T00:00:00Z"), archive = KubeletArchive("2026-01-02T00:00:00Z");
+        File.WriteAllText(older, "");
+        // RemoveContainer finishing between the archive and the retention: the record is gone by then.
+        _services.Runtime.Step = (call, _) =>
+        {
+            if (call == "runtime.resume c1") _services.ContainerRecords.Delete("c1");
+            return Task.CompletedTask;
+        };
+
+        await _checkpoint.CheckpointAsync("c1", archive, 0, DateTime.MaxValue, CancellationToken.None);
+
+        Assert.True(File.Exists(archive));
+        Assert.False(File.Exists(older), "retention kept the older archive beyond keep_per_container = 1");
+    }
+
+    [Fact]
+    public async Task ARetentionThatCannotRunIsLoggedAndTheCheckpointStillSucceeds()
+    {
+        _services.Config.Checkpoint.KeepPerContainer = 1;
+        await _services.RunningContainerAsync("c1"); // its pod pod1 is gone: no name to match archives by
+        string older = KubeletArchive("2026-01-01T00:00:00Z"), archive = KubeletArchive("2026-01-02T00:00:00Z");
+        File.WriteAllText(older, "");
+
+        await _checkpoint.CheckpointAsync("c1", archive, 0, DateTime.MaxValue, CancellationToken.None);
+
+        Assert.True(File.Exists(archive));
+        Assert.True(File.Exists(older));
+        await _services.AssertUnlockedAsync("c1");
     }
 }

@@ -1,5 +1,7 @@
+using CriShim.Runtime.Containers;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Oci;
+using CriShim.Runtime.Store;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Tests.Lifecycle;
@@ -24,13 +26,60 @@ public sealed class ContainerLifecycleTests : IDisposable
         _services.CreatedContainer("c1");
 
         await _services.Containers.StartAsync("c1", CancellationToken.None);
-        Assert.Equal(ContainerState.ContainerRunning, _services.Containers.Get("c1").State);
+        Assert.Equal(ContainerState.ContainerRunning, _services.Lookup.Get("c1").State);
         await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
 
-        var record = _services.Containers.Get("c1");
+        var record = _services.Lookup.Get("c1");
         Assert.Equal(ContainerState.ContainerExited, record.State);
         Assert.Equal(128 + Signals.Parse("SIGTERM"), record.ExitCode);
         Assert.Equal(["runtime.start c1", $"runtime.kill c1 {Signals.Parse("SIGTERM")}"], _services.Log.Calls);
+    }
+
+    [Fact]
+    public async Task StartAndExitAreStampedWithTheClockAndSoAreTheirEvents()
+    {
+        _services.CreatedContainer("c1");
+        using var events = _services.Bus.Subscribe();
+        var startedAt = _services.Clock.Now;
+
+        await _services.Containers.StartAsync("c1", CancellationToken.None);
+        _services.Clock.Advance(TimeSpan.FromSeconds(7));
+        await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
+
+        var status = ContainerStatusMapper.Status(_services.Lookup.Get("c1"));
+        Assert.Equal(UnixNanos.Of(startedAt), status.StartedAt);
+        // The time in conmon's exit file, which the fake monitor takes from the same clock.
+        Assert.Equal(UnixNanos.Of(startedAt.AddSeconds(7)), status.FinishedAt);
+        Assert.True(events.Events.TryRead(out var started));
+        Assert.Equal(ContainerEventType.ContainerStartedEvent, started.ContainerEventType);
+        Assert.Equal(UnixNanos.Of(startedAt), started.CreatedAt);
+        Assert.True(events.Events.TryRead(out var stopped));
+        Assert.Equal(ContainerEventType.ContainerStoppedEvent, stopped.ContainerEventType);
+        Assert.Equal(UnixNanos.Of(startedAt.AddSeconds(7)), stopped.CreatedAt);
+    }
+
+    [Fact]
+    public async Task AnExitNoExitFileReportsIsStampedWithTheClockWhenItIsNoticed()
+    {
+        var (_, init, monitor) = await _services.RunningContainerAsync("c1");
+        monitor.Kill();
+        init.Kill();
+        _services.Clock.Advance(TimeSpan.FromMinutes(3));
+
+        var record = _services.Lookup.Get("c1");
+
+        Assert.Equal(ContainerState.ContainerExited, record.State);
+        Assert.Equal(_services.Clock.NowNanos, record.FinishedAtNanos);
+    }
+
+    [Fact]
+    public async Task ExecSyncNamesItsPidFileFromTheIdSource()
+    {
+        await _services.RunningContainerAsync("c1");
+
+        await _services.Operations.ExecSyncAsync("c1", ["true"], 0, CancellationToken.None);
+
+        Assert.Contains("runtime.exec c1 c1-000000000001.pid", _services.Log.Calls);
     }
 
     [Fact]
@@ -49,8 +98,8 @@ public sealed class ContainerLifecycleTests : IDisposable
 
         await _services.Containers.StopAsync("c1", 1, CancellationToken.None);
 
-        Assert.Equal(ContainerState.ContainerExited, _services.Containers.Get("c1").State);
-        Assert.Equal(128 + Signals.Kill, _services.Containers.Get("c1").ExitCode);
+        Assert.Equal(ContainerState.ContainerExited, _services.Lookup.Get("c1").State);
+        Assert.Equal(128 + Signals.Kill, _services.Lookup.Get("c1").ExitCode);
         Assert.Equal(["runtime.start c1", $"runtime.kill c1 {Signals.Parse("SIGTERM")}", $"runtime.kill c1 {Signals.Kill}"], _services.Log.Calls);
     }
 
@@ -61,7 +110,7 @@ public sealed class ContainerLifecycleTests : IDisposable
 
         await _services.Containers.StopAsync("c1", 30, CancellationToken.None);
 
-        var record = _services.Containers.Get("c1");
+        var record = _services.Lookup.Get("c1");
         Assert.Equal(ContainerState.ContainerExited, record.State);
         // Never started: no stop signal, SIGKILL only.
         Assert.All(_services.Log.Calls, call => Assert.Equal($"runtime.kill c1 {Signals.Kill}", call));
@@ -77,10 +126,10 @@ public sealed class ContainerLifecycleTests : IDisposable
         _services.Runtime.MonitorRecordsExits = false;
 
         // While the process outlives its monitor, the container still runs.
-        Assert.Equal(ContainerState.ContainerRunning, _services.Containers.Get("c1").State);
+        Assert.Equal(ContainerState.ContainerRunning, _services.Lookup.Get("c1").State);
         await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
 
-        var record = _services.Containers.Get("c1");
+        var record = _services.Lookup.Get("c1");
         Assert.Equal(ContainerState.ContainerExited, record.State);
         Assert.Equal(255, record.ExitCode);
         Assert.Contains("conmon died", record.Message);
@@ -98,7 +147,7 @@ public sealed class ContainerLifecycleTests : IDisposable
 
         await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
 
-        var stopped = _services.Containers.Get("c1");
+        var stopped = _services.Lookup.Get("c1");
         Assert.Equal(ContainerState.ContainerExited, stopped.State);
         Assert.Equal(255, stopped.ExitCode);
         Assert.Equal(message, stopped.Message);
@@ -113,12 +162,12 @@ public sealed class ContainerLifecycleTests : IDisposable
         monitor.Kill();
         _services.Runtime.MonitorRecordsExits = false;
 
-        await _services.Containers.ReconcileWithRuntimeAsync(record, CancellationToken.None);
-        Assert.Equal(ContainerState.ContainerRunning, _services.Containers.Get("c1").State);
+        await _services.Exits.ReconcileWithRuntimeAsync(record, CancellationToken.None);
+        Assert.Equal(ContainerState.ContainerRunning, _services.Lookup.Get("c1").State);
         Assert.Contains("runtime.state c1", _services.Log.Calls);
 
         await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
-        var stopped = _services.Containers.Get("c1");
+        var stopped = _services.Lookup.Get("c1");
         Assert.Equal(ContainerState.ContainerExited, stopped.State);
         Assert.Equal(255, stopped.ExitCode);
         Assert.Contains($"runtime.kill c1 {Signals.Parse("SIGTERM")}", _services.Log.Calls);
@@ -134,7 +183,7 @@ public sealed class ContainerLifecycleTests : IDisposable
 
         await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
 
-        var stopped = _services.Containers.Get("c1");
+        var stopped = _services.Lookup.Get("c1");
         Assert.Equal(ContainerState.ContainerExited, stopped.State);
         Assert.Equal(255, stopped.ExitCode);
         Assert.Contains("conmon died", stopped.Message);
@@ -152,7 +201,7 @@ public sealed class ContainerLifecycleTests : IDisposable
         Assert.True(IndexOf(calls, "runtime.delete c1") < IndexOf(calls, "rootfs.remove c1"));
         Assert.True(IndexOf(calls, "rootfs.remove c1") < IndexOf(calls, "monitor.forget c1"));
         Assert.Null(_services.ContainerRecords.Get("c1"));
-        await Assert.ThrowsAsync<NotFoundException>(() => Task.FromResult(_services.Containers.Get("c1")));
+        await Assert.ThrowsAsync<NotFoundException>(() => Task.FromResult(_services.Lookup.Get("c1")));
         // Removing again is a success, as the CRI requires.
         await _services.Containers.RemoveAsync("c1", CancellationToken.None);
     }

@@ -3,6 +3,7 @@ using CriShim.Runtime.Exec;
 using CriShim.Runtime.Network;
 using CriShim.Runtime.Oci;
 using CriShim.Runtime.Pods;
+using CriShim.Runtime.Store;
 using Runtime.V1;
 
 namespace CriShim.Runtime.Tests.Lifecycle;
@@ -52,8 +53,28 @@ public sealed class StandInProcess : IDisposable
     }
 }
 
-/// <summary>The monitor: records exits as conmon would write its exit file.</summary>
-public sealed class FakeMonitor(CallLog log) : IContainerMonitor
+/// <summary>A clock the test sets and moves: the time the services record (CreatedAt, StartedAt, FinishedAt).</summary>
+public sealed class FakeClock : TimeProvider
+{
+    public DateTimeOffset Now { get; set; } = new(2026, 1, 2, 3, 4, 5, TimeSpan.Zero);
+
+    public override DateTimeOffset GetUtcNow() => Now;
+
+    public long NowNanos => UnixNanos.Of(Now);
+
+    public void Advance(TimeSpan by) => Now += by;
+}
+
+/// <summary>Ids 1, 2, 3... in the first 12 of 64 hex digits (the part crictl shows), so a test knows the id it gets.</summary>
+public sealed class SequentialIds : IIdSource
+{
+    private int _last;
+
+    public string NewId() => Interlocked.Increment(ref _last).ToString("x12") + new string('0', 52);
+}
+
+/// <summary>The monitor: records exits as conmon would write its exit file, stamped with the test's clock.</summary>
+public sealed class FakeMonitor(CallLog log, TimeProvider clock) : IContainerMonitor
 {
     private readonly Dictionary<string, MonitoredExit> _exits = [];
     private readonly Dictionary<string, ProcessIdentity> _monitors = [];
@@ -66,7 +87,7 @@ public sealed class FakeMonitor(CallLog log) : IContainerMonitor
 
     public void RecordExit(string id, int exitCode)
     {
-        lock (_exits) _exits[id] = new MonitoredExit(exitCode, OomKilled: false, DateTime.UtcNow);
+        lock (_exits) _exits[id] = new MonitoredExit(exitCode, OomKilled: false, clock.GetUtcNow().UtcDateTime);
     }
 
     public Task<int> CreateAsync(ConmonLaunch launch, CancellationToken cancellationToken) => throw new NotSupportedException();
@@ -164,10 +185,20 @@ public sealed class FakeRuntime(CallLog log, FakeMonitor monitor, string root) :
 
     public Task UpdateResourcesAsync(string id, string resourcesJson, CancellationToken cancellationToken) => throw new NotSupportedException();
 
-    public Task<CapturedOutput> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, int outputLimit, string pidFile, CancellationToken cancellationToken) =>
-        throw new NotSupportedException();
+    public Task<CapturedOutput> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, int outputLimit, string pidFile, CancellationToken cancellationToken)
+    {
+        log.Add($"runtime.exec {id} {Path.GetFileName(pidFile)}");
+        return Task.FromResult(new CapturedOutput(0, new CappedBuffer(outputLimit), new CappedBuffer(outputLimit), TimeSpan.Zero));
+    }
 
-    public List<string> ExecArguments(string id, IReadOnlyList<string> command, string pidFile, bool terminal) => throw new NotSupportedException();
+    /// <summary>Plays the exec'd process of a streaming exec: its stdio and cancellation in, its exit code out.</summary>
+    public Func<ExecStdio, CancellationToken, Task<int>>? AttachedExec { get; set; }
+
+    public Task<int> ExecAttachedAsync(string id, IReadOnlyList<string> command, ExecStdio stdio, string pidFile, CancellationToken cancellationToken)
+    {
+        log.Add($"runtime.exec-attached {id} {string.Join(' ', command)} terminal={stdio.Terminal}");
+        return (AttachedExec ?? throw new NotSupportedException("no exec'd process in this test"))(stdio, cancellationToken);
+    }
 
     public Task PauseAsync(string id, CancellationToken cancellationToken) => StepAsync($"runtime.pause {id}", cancellationToken);
 

@@ -21,25 +21,24 @@ public sealed class InterruptedStartTests : IDisposable
     /// <summary>The record as a start that was cut short leaves it; a restore has no process nor conmon recorded yet.</summary>
     private (ContainerRecord Record, StandInProcess Init, StandInProcess Monitor) CutShortStart(string id, bool restore = false)
     {
-        var (record, init, monitor) = _services.CreatedContainer(id);
-        record.StartingAtNanos = MarkedAt;
+        var (created, init, monitor) = _services.CreatedContainer(id);
+        ContainerRestoreState? restoreState = null;
         if (restore)
         {
             string images = Directory.CreateDirectory(Path.Combine(_services.Scratch, id, "checkpoint")).FullName;
             File.WriteAllText(Path.Combine(images, "inventory.img"), "");
-            record.Restore = new ContainerRestoreState(Path.Combine(_services.Scratch, "archive.tar"), images, "original");
-            record.Pid = 0;
-            record.Init = null;
-            record.Monitor = null;
+            restoreState = new ContainerRestoreState(Path.Combine(_services.Scratch, "archive.tar"), images, "original");
         }
-        _services.ContainerRecords.Save(record);
+        var record = _services.ContainerRecords.Update(created.Id, current => restoreState is null
+            ? current with { StartingAtNanos = MarkedAt }
+            : current with { StartingAtNanos = MarkedAt, Restore = restoreState, Pid = 0, Init = null, Monitor = null });
         return (record, init, monitor);
     }
 
     private void RuntimeReports(string? status, int pid = 0) =>
         _services.Runtime.State = _ => Task.FromResult(status is null ? null : new OciState(status, pid));
 
-    private Task SettleAsync(ContainerRecord record) => _services.Containers.ReconcileWithRuntimeAsync(record, CancellationToken.None);
+    private Task SettleAsync(ContainerRecord record) => _services.Exits.ReconcileWithRuntimeAsync(record, CancellationToken.None);
 
     /// <summary>The record as the next daemon reads it from disk.</summary>
     private ContainerRecord Persisted(string id) =>
@@ -68,7 +67,7 @@ public sealed class InterruptedStartTests : IDisposable
     public async Task ARuntimeThatRunsTheContainerMakesItRunningWithTheRuntimesPidAndItStopsAsAnyOther(bool restore)
     {
         var (record, init, monitor) = CutShortStart("c1", restore);
-        _services.Monitor.Monitor(_services.Containers.BundleDir("c1"), monitor.Identity);
+        _services.Monitor.Monitor(_services.Paths.ContainerBundle("c1"), monitor.Identity);
 
         await SettleAsync(record);
 
@@ -79,7 +78,7 @@ public sealed class InterruptedStartTests : IDisposable
         Assert.Equal(init.Identity, settled.Init);
         Assert.Equal(monitor.Identity, settled.Monitor);
         await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
-        Assert.Equal(ContainerState.ContainerExited, _services.Containers.Get("c1").State);
+        Assert.Equal(ContainerState.ContainerExited, _services.Lookup.Get("c1").State);
         Assert.Null(ProcessIdentity.Of(init.Pid));
     }
 
@@ -94,7 +93,7 @@ public sealed class InterruptedStartTests : IDisposable
         Assert.Equal((ContainerState.ContainerCreated, 0L), (Persisted("c1").State, Persisted("c1").StartingAtNanos));
         _services.Runtime.State = null;
         await _services.Containers.StartAsync("c1", CancellationToken.None);
-        Assert.Equal(ContainerState.ContainerRunning, _services.Containers.Get("c1").State);
+        Assert.Equal(ContainerState.ContainerRunning, _services.Lookup.Get("c1").State);
         Assert.Contains("runtime.start c1", _services.Log.Calls);
     }
 
@@ -102,7 +101,7 @@ public sealed class InterruptedStartTests : IDisposable
     public async Task ARestoreItsConmonStillRunsIsLeftUnderWayAndAStartMeanwhileIsRefused()
     {
         var (record, init, monitor) = CutShortStart("c1", restore: true);
-        _services.Monitor.Monitor(_services.Containers.BundleDir("c1"), monitor.Identity);
+        _services.Monitor.Monitor(_services.Paths.ContainerBundle("c1"), monitor.Identity);
         RuntimeReports(null);
 
         await SettleAsync(record);

@@ -41,7 +41,7 @@ public sealed class FakeRootfs(CallLog log, string upperDir) : IRootfsService
 }
 
 /// <summary>
-/// ContainerService and PodSandboxService over fakes of the runtime, the monitor, the rootfs and the
+/// The container and pod services over fakes of the runtime, the monitor, the rootfs and the
 /// network, with real record stores in a temporary directory: no root, no runc, no conmon.
 /// </summary>
 public sealed class ServiceHarness : IDisposable
@@ -50,12 +50,18 @@ public sealed class ServiceHarness : IDisposable
     private readonly List<StandInProcess> _processes = [];
 
     public CallLog Log { get; } = new();
+    public FakeClock Clock { get; } = new();
+    public SequentialIds Ids { get; } = new();
     public FakeMonitor Monitor { get; }
     public FakeRuntime Runtime { get; }
     public CriShimConfig Config { get; }
     public RecordStore<ContainerRecord> ContainerRecords { get; }
     public RecordStore<PodSandboxRecord> PodRecords { get; }
     public ContainerService Containers { get; }
+    public ContainerLocks Locks { get; } = new();
+    public ContainerExitRecorder Exits { get; }
+    public ContainerLookup Lookup { get; }
+    public ContainerOperations Operations { get; }
     public PodSandboxService Pods { get; }
     public ContainerEventBus Bus { get; } = new(TimeProvider.System);
     public ContainerEventPublisher Events { get; }
@@ -67,10 +73,10 @@ public sealed class ServiceHarness : IDisposable
 
     public ServiceHarness()
     {
-        Monitor = new FakeMonitor(Log);
+        Monitor = new FakeMonitor(Log, Clock);
         Runtime = new FakeRuntime(Log, Monitor, Path.Combine(_root, "runtime"));
         Config = new CriShimConfig { State = { Root = Path.Combine(_root, "lib"), RunRoot = Path.Combine(_root, "run") } };
-        var paths = Paths = new StatePaths(Config);
+        var paths = Paths = new StatePaths(Config.State);
         var handlers = Handlers = new RuntimeHandlers(Runtime.Handler, [Runtime]);
         Scratch = Directory.CreateDirectory(Path.Combine(_root, "scratch")).FullName;
         Rootfs = new FakeRootfs(Log, Directory.CreateDirectory(Path.Combine(_root, "upper")).FullName);
@@ -81,12 +87,13 @@ public sealed class ServiceHarness : IDisposable
         var content = new ContentStore(imagesRoot);
         var imageVolumes = new ImageVolumes(new ImageStore(imagesRoot, content), new LayerStore(imagesRoot, content.IngestDirectory),
             NullLogger<ImageVolumes>.Instance);
-        ContainerService? containers = null;
-        PodSandboxService? pods = null;
-        var events = Events = new ContainerEventPublisher(Bus, PodRecords, new Lazy<PodSandboxService>(() => pods!), new Lazy<ContainerService>(() => containers!));
-        containers = new ContainerService(Config, paths, handlers, Monitor, PodRecords, podLocks, ContainerRecords,
-            new NoImages(), Rootfs, imageVolumes, events, NullLogger<ContainerService>.Instance);
-        pods = new PodSandboxService(Config, paths, handlers, Monitor, PodRecords, podLocks, containers, new FakePodNetwork(Log),
+        var events = Events = new ContainerEventPublisher(Bus, Clock, PodRecords, ContainerRecords);
+        Exits = new ContainerExitRecorder(paths, handlers, Monitor, ContainerRecords, Clock, events, NullLogger<ContainerExitRecorder>.Instance);
+        Lookup = new ContainerLookup(paths, ContainerRecords, Exits);
+        Operations = new ContainerOperations(paths, handlers, Monitor, Ids, ContainerRecords, Locks, Lookup, Exits);
+        var containers = new ContainerService(Config.Runtime, Config.Checkpoint, Config.Cdi, paths, handlers, Monitor, Ids, Clock, PodRecords, podLocks, ContainerRecords,
+            Locks, Lookup, Exits, new NoImages(), Rootfs, imageVolumes, events, NullLogger<ContainerService>.Instance);
+        var pods = new PodSandboxService(Config.Runtime, paths, handlers, Monitor, Ids, Clock, PodRecords, podLocks, containers, new FakePodNetwork(Log),
             events, NullLogger<PodSandboxService>.Instance);
         Containers = containers;
         Pods = pods;
@@ -101,7 +108,7 @@ public sealed class ServiceHarness : IDisposable
     public async Task AssertUnlockedAsync(string id)
     {
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        using var _ = await Containers.LockAsync(id, bound.Token);
+        using var _ = await Locks.AcquireAsync(id, bound.Token);
     }
 
     public StandInProcess NewProcess()
@@ -129,7 +136,7 @@ public sealed class ServiceHarness : IDisposable
             Infra = infra.Identity,
             NetNsPath = netns,
         };
-        PodRecords.Save(record);
+        PodRecords.Add(record);
         return record;
     }
 
@@ -155,10 +162,10 @@ public sealed class ServiceHarness : IDisposable
             Init = init.Identity,
             Monitor = monitor.Identity,
         };
-        ContainerRecords.Save(record);
+        ContainerRecords.Add(record);
         // The spec conmon created it from, which a checkpoint archives.
-        Directory.CreateDirectory(Containers.BundleDir(id));
-        File.WriteAllText(Path.Combine(Containers.BundleDir(id), "config.json"), """{"mounts":[]}""");
+        Directory.CreateDirectory(Paths.ContainerBundle(id));
+        File.WriteAllText(Path.Combine(Paths.ContainerBundle(id), "config.json"), """{"mounts":[]}""");
         return (record, init, monitor);
     }
 

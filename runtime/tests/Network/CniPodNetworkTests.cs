@@ -49,14 +49,10 @@ public sealed class CniPodNetworkTests : IDisposable
 
     public void Dispose() => Directory.Delete(_base, recursive: true);
 
-    private CriShimConfig Config(int timeoutSeconds = 10) => new()
-    {
-        State = new StateConfig { Root = Path.Combine(_base, "state"), RunRoot = Path.Combine(_base, "run") },
-        Cni = new CniConfig { ConfDir = ConfDir, BinDirs = [Bin], PluginTimeoutSeconds = timeoutSeconds },
-    };
-
     private CniPodNetwork Network(int timeoutSeconds = 10) =>
-        new(Config(timeoutSeconds), new PodCidrStore(_base), NullLogger<CniPodNetwork>.Instance);
+        new(new CniConfig { ConfDir = ConfDir, BinDirs = [Bin], PluginTimeoutSeconds = timeoutSeconds },
+            new StateConfig { Root = Path.Combine(_base, "state"), RunRoot = Path.Combine(_base, "run") },
+            new PodCidrStore(_base), NullLogger<CniPodNetwork>.Instance);
 
     private void WriteList(params string[] plugins) =>
         File.WriteAllText(Path.Combine(ConfDir, "10-test.conflist"),

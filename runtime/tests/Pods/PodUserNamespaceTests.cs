@@ -99,8 +99,7 @@ public class PodUserNamespaceTests
     [Fact]
     public void InfraWithoutUserNamespaceJoinsThePinnedNetworkNamespace()
     {
-        var pod = Pod(new NamespaceOption());
-        pod.NetNsPath = "/run/crishim/netns/pod1";
+        var pod = Pod(new NamespaceOption()) with { NetNsPath = "/run/crishim/netns/pod1" };
 
         var linux = InfraSpec.Build(pod, "/rootfs", "/crishim/pod1", -998)["linux"]!.AsObject();
 
@@ -119,7 +118,7 @@ public class PodUserNamespaceTests
             var config = new CriShim.Runtime.Config.CriShimConfig();
             config.State.Root = Path.Combine(closed.FullName, "root");
             config.State.RunRoot = Path.Combine(closed.FullName, "run");
-            var paths = new CriShim.Runtime.Store.StatePaths(config);
+            var paths = new CriShim.Runtime.Store.StatePaths(config.State);
             string root = CriShim.Runtime.Store.StateDirectory.Create(config.State.Root);
             string images = CriShim.Runtime.Store.StateDirectory.Create(Path.Combine(root, "images"));
 
@@ -159,9 +158,7 @@ public class PodUserNamespaceTests
 
     private static JsonObject ContainerSpec(bool runtimeHasIdMappedMounts, string hostDir)
     {
-        var pod = Pod(PodMode());
-        pod.InfraPid = 4242;
-        pod.NetNsPath = "/run/crishim/netns/pod1";
+        var pod = Pod(PodMode()) with { InfraPid = 4242, NetNsPath = "/run/crishim/netns/pod1" };
         var config = new ContainerConfig
         {
             Metadata = new ContainerMetadata { Name = "c" },
@@ -180,7 +177,7 @@ public class PodUserNamespaceTests
             new CriShim.Runtime.Images.ImageRuntimeConfig([], [], [], "", "", "", [], new Dictionary<string, string>()), false, new Dictionary<string, string>());
         return CriShim.Runtime.Containers.ContainerSpecBuilder.Build(new CriShim.Runtime.Containers.ContainerSpecInput("c1", config, pod, hostDir, image,
             "/rootfs", Path.Combine(hostDir, "volumes"), new CriShim.Runtime.Containers.ResolvedUser(0, 0, [], "/root"), "cgroupfs", "",
-            RuntimeHasIdMappedMounts: runtimeHasIdMappedMounts));
+            RuntimeHasIdMappedMounts: runtimeHasIdMappedMounts)).Spec;
     }
 
     [Fact]

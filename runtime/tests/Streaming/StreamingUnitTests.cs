@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using CriShim.Runtime.Oci;
 using CriShim.Runtime.Streaming;
 
 namespace CriShim.Runtime.Tests.Streaming;

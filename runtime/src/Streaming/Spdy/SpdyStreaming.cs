@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using CriShim.Runtime.Oci;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace CriShim.Runtime.Streaming.Spdy;

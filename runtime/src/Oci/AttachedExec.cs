@@ -1,8 +1,17 @@
+using System.Threading.Channels;
 using CliWrap;
 using CriShim.NativeInterop;
-using CriShim.Runtime.Oci;
 
-namespace CriShim.Runtime.Streaming;
+namespace CriShim.Runtime.Oci;
+
+/// <summary>A terminal size as the clients send it on the resize channel: columns and rows.</summary>
+public readonly record struct TerminalSize(ushort Width, ushort Height);
+
+/// <summary>
+/// The caller's side of an exec'd process: its stdio (null where the caller asked for none; no stderr with a
+/// terminal) and, with a terminal, the sizes to give it in order.
+/// </summary>
+public sealed record ExecStdio(Stream? Stdin, Stream? Stdout, Stream? Stderr, bool Terminal, ChannelReader<TerminalSize>? Resizes = null);
 
 /// <summary>
 /// Runs `runc|crun exec` with the caller's streams, for the streaming Exec. Without a terminal the
@@ -12,18 +21,19 @@ namespace CriShim.Runtime.Streaming;
 /// container's terminal from ours on SIGWINCH. Running in the foreground keeps the exit code, which
 /// `--console-socket` (valid only with --detach) would lose.
 /// </summary>
-public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> logger)
+internal static class AttachedExec
 {
     private const int SigWinch = 28;
 
-    public async Task<int> RunAsync(IOciRuntime runtime, string containerId, IReadOnlyList<string> command, bool tty,
-        RemoteCommandStreams streams, string pidFile, CancellationToken cancellationToken)
+    /// <summary><paramref name="arguments"/>: the runtime's `exec` arguments, `-t` included with a terminal.</summary>
+    public static async Task<int> RunAsync(string binaryPath, IReadOnlyList<string> arguments, ExecStdio stdio, string pidFile,
+        CancellationToken cancellationToken)
     {
         try
         {
-            return tty
-                ? await RunWithTerminalAsync(runtime, containerId, command, streams, pidFile, cancellationToken)
-                : await RunPipedAsync(runtime, containerId, command, streams, pidFile, cancellationToken);
+            return stdio.Terminal
+                ? await RunWithTerminalAsync(binaryPath, arguments, stdio, cancellationToken)
+                : await RunPipedAsync(binaryPath, arguments, stdio, cancellationToken);
         }
         catch (OperationCanceledException)
         {
@@ -36,11 +46,11 @@ public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> l
         }
     }
 
-    private static async Task<int> RunPipedAsync(IOciRuntime runtime, string containerId, IReadOnlyList<string> command,
-        RemoteCommandStreams streams, string pidFile, CancellationToken cancellationToken)
+    private static async Task<int> RunPipedAsync(string binaryPath, IReadOnlyList<string> arguments, ExecStdio streams,
+        CancellationToken cancellationToken)
     {
-        var cli = Cli.Wrap(runtime.BinaryPath)
-            .WithArguments(runtime.ExecArguments(containerId, command, pidFile, terminal: false))
+        var cli = Cli.Wrap(binaryPath)
+            .WithArguments(arguments)
             .WithValidation(CommandResultValidation.None)
             .WithStandardInputPipe(streams.Stdin is { } stdin ? PipeSource.FromStream(stdin) : PipeSource.Null)
             .WithStandardOutputPipe(streams.Stdout is { } stdout ? PipeTarget.ToStream(stdout) : PipeTarget.Null)
@@ -49,8 +59,8 @@ public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> l
         return result.ExitCode;
     }
 
-    private async Task<int> RunWithTerminalAsync(IOciRuntime runtime, string containerId, IReadOnlyList<string> command,
-        RemoteCommandStreams streams, string pidFile, CancellationToken cancellationToken)
+    private static async Task<int> RunWithTerminalAsync(string binaryPath, IReadOnlyList<string> arguments, ExecStdio streams,
+        CancellationToken cancellationToken)
     {
         var pair = Pseudoterminals.Open();
         using var master = pair.Master;
@@ -58,8 +68,7 @@ public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> l
         Pseudoterminals.SetWindowSize(master, 80, 24);
         // The shell opens the slave by path for the runtime's stdio (.NET cannot hand a child an arbitrary fd).
         var cli = Cli.Wrap("/bin/sh")
-            .WithArguments(["-c", "exec \"$0\" \"$@\" <>\"$CRISHIM_TTY\" >&0 2>&0", runtime.BinaryPath,
-                .. runtime.ExecArguments(containerId, command, pidFile, terminal: true)])
+            .WithArguments(["-c", "exec \"$0\" \"$@\" <>\"$CRISHIM_TTY\" >&0 2>&0", binaryPath, .. arguments])
             .WithEnvironmentVariables(new Dictionary<string, string?> { ["CRISHIM_TTY"] = pair.SlavePath })
             .WithValidation(CommandResultValidation.None);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -81,7 +90,7 @@ public sealed class ContainerProcessLauncher(ILogger<ContainerProcessLauncher> l
                 }
                 catch (Exception e) when (e is NativeCallException or ObjectDisposedException)
                 {
-                    logger.LogDebug(e, "resize of exec terminal failed");
+                    // The process has just exited: there is no terminal left to resize.
                 }
             }
         }, CancellationToken.None) : Task.CompletedTask;
