@@ -1,8 +1,12 @@
+using System.Text.Json;
 using CriShim.TestImages;
 
 namespace CriShim.Integration;
 
-/// <summary>State stays true after faults: conmon killed, a container's process killed with it, a reboot, a stuck RPC at shutdown.</summary>
+/// <summary>
+/// State stays true after faults: conmon killed, a container's process killed with it, a reboot, a stuck RPC at
+/// shutdown, a daemon killed mid-checkpoint or mid-start.
+/// </summary>
 [Collection(RegistryCollection.Name)]
 public class FaultTests(RegistryFixture registry)
 {
@@ -12,11 +16,11 @@ public class FaultTests(RegistryFixture registry)
     private static DateTime TeardownDeadline() => DateTime.UtcNow.AddSeconds(10);
 
     private async Task<(PodSandboxConfig Config, string PodId, string ContainerId)> StartSleeperAsync(Daemon daemon, string name,
-        string script = "sleep 3600")
+        string script = "sleep 3600", string handler = "")
     {
         await daemon.PullAsync(Busybox);
         var podConfig = Cri.Pod(name);
-        string podId = await daemon.RunPodAsync(podConfig);
+        string podId = await daemon.RunPodAsync(podConfig, handler);
         string id = await daemon.StartContainerAsync(podId, podConfig, Cri.Container("sleeper", Busybox, "sh", "-c", script));
         return (podConfig, podId, id);
     }
@@ -42,11 +46,17 @@ public class FaultTests(RegistryFixture registry)
         throw new InvalidOperationException("the event stream ended");
     }
 
-    [Fact]
-    public async Task AContainerWhoseConmonAndProcessWereKilledReadsExitedAndItsPodTearsDown()
+    /// <summary>`runc|crun state` of the container, as the daemon's handler keeps it (its root under the run root).</summary>
+    private static JsonElement RuntimeState(Daemon daemon, string handler, string id) =>
+        JsonDocument.Parse(HostCommand.Output(handler, "--root", Path.Combine(daemon.Dirs.RunRoot, handler), "state", id)).RootElement;
+
+    [Theory]
+    [InlineData("runc")]
+    [InlineData("crun")]
+    public async Task AContainerWhoseConmonAndProcessWereKilledReadsExitedAndItsPodTearsDown(string handler)
     {
         await using var daemon = await Daemon.StartAsync();
-        var (_, podId, id) = await StartSleeperAsync(daemon, "conmon-and-init-killed");
+        var (_, podId, id) = await StartSleeperAsync(daemon, "conmon-and-init-killed", handler: handler);
         using var events = daemon.Runtime.GetContainerEvents(new GetEventsRequest());
         await events.ResponseHeadersAsync;
 
@@ -66,24 +76,33 @@ public class FaultTests(RegistryFixture registry)
         await TearDownWithinDeadlinesAsync(daemon, podId, id);
     }
 
-    [Fact]
-    public async Task AContainerThatOutlivedItsConmonRunsOnAndStopContainerEndsIt()
+    [Theory]
+    [InlineData("runc")]
+    [InlineData("crun")]
+    public async Task AContainerThatOutlivedItsConmonRunsOnAndStopContainerEndsIt(string handler)
     {
         await using var daemon = await Daemon.StartAsync();
-        var (_, podId, id) = await StartSleeperAsync(daemon, "conmon-killed");
+        var (_, podId, id) = await StartSleeperAsync(daemon, "conmon-killed", handler: handler);
         int init = await NodeFaults.InitPidAsync(daemon, id);
         int conmon = NodeFaults.ConmonPid(daemon.Dirs, id);
         NodeFaults.Kill(conmon);
         await Cri.WaitUntilAsync(() => Task.FromResult(!NodeFaults.IsRunning(conmon)), TimeSpan.FromSeconds(10), "conmon to die");
 
+        // The process runs on, as the runtime says too, and it is still the process the daemon recorded.
         Assert.Equal(ContainerState.ContainerRunning, (await daemon.StatusAsync(id)).State);
         Assert.True(NodeFaults.IsRunning(init));
+        var state = RuntimeState(daemon, handler, id);
+        Assert.Equal(("running", init), (state.GetProperty("status").GetString(), state.GetProperty("pid").GetInt32()));
+        Assert.Equal(init, await NodeFaults.InitPidAsync(daemon, id));
 
         // The stop goes through the runtime, and no exit file comes.
         await daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 }, deadline: TeardownDeadline());
         var status = await daemon.StatusAsync(id);
         Assert.Equal(ContainerState.ContainerExited, status.State);
         Assert.NotEqual(0, status.FinishedAt);
+        // Its exit status went to whichever process reaped the orphan, not to a conmon: unknown, so 255, and why.
+        Assert.Equal((255, "Error"), (status.ExitCode, status.Reason));
+        Assert.Contains("conmon died", status.Message);
         Assert.False(NodeFaults.IsRunning(init), "StopContainer left the container's process running");
 
         await TearDownWithinDeadlinesAsync(daemon, podId, id);
@@ -243,6 +262,63 @@ public class FaultTests(RegistryFixture registry)
         }
         finally
         {
+            dirs.Delete();
+        }
+    }
+
+    [Fact]
+    public async Task ARestoringStartCutShortByADaemonKillReadsRunningAfterTheRestartAndStopsWithConmonsExit()
+    {
+        var dirs = DaemonDirs.Create();
+        string archiveDir = Directory.CreateTempSubdirectory("crishim-interrupted-start-").FullName;
+        try
+        {
+            string podId, id;
+            await using (var first = await Daemon.StartAsync(dirs))
+            {
+                PodSandboxConfig podConfig;
+                string original;
+                (podConfig, podId, original) = await StartSleeperAsync(first, "interrupted-restore");
+                string archive = Path.Combine(archiveDir, "sleeper.tar");
+                await first.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = original, Location = archive, Timeout = 120 });
+                await first.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = original, Timeout = 0 });
+                await first.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = original });
+                id = (await first.Runtime.CreateContainerAsync(new CreateContainerRequest
+                {
+                    PodSandboxId = podId, Config = Cri.Container("restored", archive), SandboxConfig = podConfig,
+                })).ContainerId;
+
+                // Killed once conmon is launched (its pid file is its first act) and CRIU is restoring under it.
+                var starting = first.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }).ResponseAsync;
+                string conmonPidFile = Path.Combine(dirs.Root, "containers", id, "bundle", "conmon.pid");
+                await Cri.WaitUntilAsync(() => Task.FromResult(File.Exists(conmonPidFile) || starting.IsCompleted), TimeSpan.FromSeconds(60), "conmon to restore");
+                await first.KillAsync();
+                await Assert.ThrowsAsync<RpcException>(() => starting);
+            }
+            // The kill came mid-start: what the dead daemon left says a start was under way.
+            var left = JsonDocument.Parse(File.ReadAllText(Path.Combine(dirs.Root, "containers", id, "record.json"))).RootElement;
+            Assert.Equal((int)ContainerState.ContainerCreated, left.GetProperty("State").GetInt32());
+            Assert.NotEqual(0, left.GetProperty("StartingAtNanos").GetInt64());
+
+            await using var second = await Daemon.StartAsync(dirs);
+            await Cri.WaitUntilAsync(async () => (await second.StatusAsync(id)).State == ContainerState.ContainerRunning, TimeSpan.FromSeconds(60),
+                "the interrupted start to be settled");
+            var state = RuntimeState(second, "runc", id);
+            Assert.Equal("running", state.GetProperty("status").GetString());
+            Assert.Equal(state.GetProperty("pid").GetInt32(), await NodeFaults.InitPidAsync(second, id));
+            Assert.Equal(0, (await second.ExecAsync(id, "true")).ExitCode);
+
+            // Its conmon outlived the daemon and still reports the exit: the stop signal's, 128 + SIGTERM.
+            await second.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 10 }, deadline: TeardownDeadline().AddSeconds(10));
+            var status = await second.StatusAsync(id);
+            Assert.Equal((ContainerState.ContainerExited, 143), (status.State, status.ExitCode));
+            await second.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: TeardownDeadline());
+            await second.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId }, deadline: TeardownDeadline());
+            await second.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId }, deadline: TeardownDeadline());
+        }
+        finally
+        {
+            Directory.Delete(archiveDir, recursive: true);
             dirs.Delete();
         }
     }

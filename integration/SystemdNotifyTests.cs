@@ -43,6 +43,35 @@ public class SystemdNotifyTests
         }
     }
 
+    [Fact]
+    public async Task ChildProcessesDoNotInheritTheNotifyVariables()
+    {
+        var dirs = DaemonDirs.Create();
+        string address = Path.Combine(dirs.Base, "notify.sock");
+        using var systemd = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        systemd.Bind(new UnixDomainSocketEndPoint(address));
+        // WATCHDOG_PID names another process: the variables are there to be removed, and no pings fill the socket unread.
+        var daemon = Daemon.Launch(dirs, new Dictionary<string, string> { ["NOTIFY_SOCKET"] = address, ["WATCHDOG_USEC"] = "400000", ["WATCHDOG_PID"] = "1" });
+        try
+        {
+            await ReceiveUntilAsync(systemd, [], m => m.Contains("READY=1"));
+            // runc and conmon act on NOTIFY_SOCKET (runc would wait for the container's own READY=1).
+            string podId = await daemon.RunPodAsync(Cri.Pod("notify-children"));
+            int conmon = int.Parse(File.ReadAllText(Path.Combine(dirs.Root, "pods", podId, "infra", "conmon.pid")).Trim());
+            string environment = File.ReadAllText($"/proc/{conmon}/environ");
+            Assert.Contains("PATH=", environment);
+            Assert.DoesNotContain("NOTIFY_SOCKET=", environment);
+            Assert.DoesNotContain("WATCHDOG_", environment);
+            await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
+            await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+        }
+        finally
+        {
+            await daemon.DisposeAsync();
+            dirs.Delete();
+        }
+    }
+
     /// <summary>Receives datagrams into <paramref name="received"/> until one satisfies <paramref name="done"/>; returns it.</summary>
     private static async Task<string> ReceiveUntilAsync(Socket socket, List<string> received, Func<string, bool> done)
     {

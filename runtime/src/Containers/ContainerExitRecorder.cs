@@ -9,7 +9,8 @@ namespace CriShim.Runtime.Containers;
 /// <summary>
 /// The one place a container's exit is learnt and written: conmon's exit file, a dead conmon whose
 /// container process is gone, the OCI runtime's view of a container whose conmon died, a start that
-/// failed, a created container killed before it started. Each exit is written once, through
+/// failed, a created container killed before it started, a start that a daemon kill cut short
+/// (settled by <see cref="InterruptedStart"/>, which writes its exits here). Each exit is written once, through
 /// <see cref="RecordStore{T}.Update"/>, with its STOPPED event: status and list calls, the lifecycle and the
 /// exit watcher all come here, and the first to notice an exit records it.
 /// </summary>
@@ -22,6 +23,9 @@ public sealed class ContainerExitRecorder(
     ContainerEventPublisher events,
     ILogger<ContainerExitRecorder> logger)
 {
+    private InterruptedStart InterruptedStarts => _interruptedStarts ??= new(this, paths, handlers, monitor, containers, events, logger);
+    private InterruptedStart? _interruptedStarts;
+
     /// <summary>
     /// Notices an exit recorded by conmon (also one that happened while the daemon was down), and an
     /// exit no exit file will ever report: conmon died (killed, or the node rebooted) and the
@@ -47,10 +51,13 @@ public sealed class ContainerExitRecorder(
     /// Status and list calls only <see cref="Refresh"/> (synchronous, no process spawned); Stop and the exit
     /// watcher (whose first scan is the start-up one) ask the runtime. A runtime that fails or hangs past its short
     /// timeout leaves the container as Refresh found it: Stop then kills the process and the exit is recorded.
+    /// A start that a daemon kill cut short is settled first (<see cref="InterruptedStart"/>; the container's lock held).
     /// </summary>
     public async Task<ContainerRecord> ReconcileWithRuntimeAsync(ContainerRecord record, CancellationToken cancellationToken)
     {
-        record = Refresh(record);
+        var (settled, current) = await InterruptedStarts.SettleAsync(record, cancellationToken);
+        if (!settled) return current;
+        record = Refresh(current);
         if (!IsUnmonitored(record)) return record;
         var runtime = handlers.Of(record.RuntimeHandler);
         OciState? state;
@@ -83,9 +90,11 @@ public sealed class ContainerExitRecorder(
     /// <summary>
     /// Writes the exit and sends STOPPED, unless an exit is already recorded: that first one stands.
     /// <paramref name="at"/> is when the exit happened, when known (conmon's exit file); else now.
+    /// <paramref name="startedAtNanos"/>, when not 0, is a start time learnt only now (a start cut short).
+    /// The exit is the start's outcome: it clears <see cref="ContainerRecord.StartingAtNanos"/>.
     /// </summary>
     /// <returns>The container as stored now (as given, when it was removed meanwhile).</returns>
-    public ContainerRecord RecordExit(ContainerRecord record, int exitCode, string reason, string message, DateTime? at = null)
+    public ContainerRecord RecordExit(ContainerRecord record, int exitCode, string reason, string message, DateTime? at = null, long startedAtNanos = 0)
     {
         long finishedAt = at is { } exitedAt ? UnixNanos.Of(new DateTimeOffset(exitedAt)) : time.Now();
         bool recorded = false;
@@ -104,6 +113,8 @@ public sealed class ContainerExitRecorder(
                     Reason = reason,
                     Message = message,
                     FinishedAtNanos = finishedAt,
+                    StartedAtNanos = startedAtNanos != 0 ? startedAtNanos : current.StartedAtNanos,
+                    StartingAtNanos = 0,
                 };
             });
         }

@@ -25,6 +25,12 @@ public sealed record ContainerRecord : IRecord
     public required string StopSignal { get; init; }
     public ContainerState State { get; init; } = ContainerState.ContainerCreated;
     public long StartedAtNanos { get; init; }
+    /// <summary>
+    /// Set by StartContainer (through <see cref="RecordStore{T}.Update"/>) before it launches the runtime; the write
+    /// that records the start's outcome clears it. Found set under the container's lock, the start was cut short by a
+    /// daemon kill -9: <see cref="InterruptedStart"/> settles it from the runtime's own state.
+    /// </summary>
+    public long StartingAtNanos { get; init; }
     public long FinishedAtNanos { get; init; }
     public int ExitCode { get; init; }
     public string Reason { get; init; } = "";

@@ -264,11 +264,14 @@ public sealed class ContainerService(
     {
         var record = lookup.Get(id);
         using var _ = await locks.AcquireAsync(record.Id, cancellationToken);
-        record = exits.Refresh(record);
+        record = await exits.ReconcileWithRuntimeAsync(record, cancellationToken);
         if (record.State != ContainerState.ContainerCreated)
         {
             throw new WrongStateException($"container {record.Id} is {ContainerStatusMapper.Describe(record.State)}, not created: it can be started only once");
         }
+        if (record.StartingAtNanos != 0) throw new WrongStateException($"container {record.Id} is still being started by a start that a daemon restart cut short");
+        // Before the runtime is launched: a daemon killed from here on leaves the start for InterruptedStart to settle.
+        record = containers.Update(record.Id, current => current with { StartingAtNanos = time.Now() });
         try
         {
             if (record.Restore is { } restore) record = await RestoreAsync(record, restore);
@@ -297,6 +300,7 @@ public sealed class ContainerService(
             {
                 StartedAtNanos = running ? startedAt : Math.Min(startedAt, current.FinishedAtNanos),
                 State = running ? ContainerState.ContainerRunning : current.State,
+                StartingAtNanos = 0,
             };
         });
         if (running) events.Publish(ContainerEventType.ContainerStartedEvent, record.Id, record.PodId);

@@ -13,7 +13,8 @@ namespace CriShim.Runtime.Events;
 /// a rescan every <see cref="RescanInterval"/> covers events inotify dropped, and the first scan
 /// reports exits that happened while the daemon was down. Exits no exit file will report are
 /// found too: a container whose conmon died (see <see cref="ContainerExitRecorder.Refresh"/>), an infra
-/// process that is gone (killed with its conmon, or a reboot). An infra process's exit makes its pod
+/// process that is gone (killed with its conmon, or a reboot), and a start that a daemon kill cut short
+/// (see <see cref="InterruptedStart"/>). An infra process's exit makes its pod
 /// not ready, with a STOPPED event for the pod.
 /// </summary>
 public sealed class ContainerExitWatcher(
@@ -92,7 +93,7 @@ public sealed class ContainerExitWatcher(
         foreach (var record in containerRecords.All.ToList())
         {
             if (record.State == ContainerState.ContainerExited ||
-                !(monitor.HasExitRecord(record.Id) || ContainerExitRecorder.IsUnmonitored(record))) continue;
+                !(monitor.HasExitRecord(record.Id) || ContainerExitRecorder.IsUnmonitored(record) || record.StartingAtNanos != 0)) continue;
             // Under the container's lock, so a start still under way reports STARTED before this STOPPED.
             await WithinLockWaitAsync(async limit =>
             {

@@ -77,6 +77,13 @@ public sealed class SequentialIds : IIdSource
 public sealed class FakeMonitor(CallLog log, TimeProvider clock) : IContainerMonitor
 {
     private readonly Dictionary<string, MonitoredExit> _exits = [];
+    private readonly Dictionary<string, ProcessIdentity> _monitors = [];
+
+    /// <summary>Names the conmon of the container created from <paramref name="bundleDir"/>, as its conmon.pid file does.</summary>
+    public void Monitor(string bundleDir, ProcessIdentity conmon)
+    {
+        lock (_monitors) _monitors[bundleDir] = conmon;
+    }
 
     public void RecordExit(string id, int exitCode)
     {
@@ -89,7 +96,10 @@ public sealed class FakeMonitor(CallLog log, TimeProvider clock) : IContainerMon
     public Task<int> CreateAsync(ConmonLaunch launch, CancellationToken cancellationToken) =>
         Create is { } create ? create(launch, cancellationToken) : throw new NotSupportedException();
 
-    public ProcessIdentity? MonitorOf(string bundleDir) => throw new NotSupportedException();
+    public ProcessIdentity? MonitorOf(string bundleDir)
+    {
+        lock (_monitors) return _monitors.GetValueOrDefault(bundleDir) is { } conmon && conmon.IsAlive() ? conmon : null;
+    }
 
     public MonitoredExit? ExitOf(string containerId, string bundleDir)
     {
