@@ -26,7 +26,9 @@ public sealed class SystemdNotifier : IDisposable
         if (string.IsNullOrEmpty(address)) return;
         // An abstract socket's name starts with a NUL byte, which $NOTIFY_SOCKET writes as '@'.
         _endpoint = new UnixDomainSocketEndPoint(address[0] == '@' ? "\0" + address[1..] : address);
-        _socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        // Non-blocking: a systemd that stops reading fills the socket's queue (net.unix.max_dgram_qlen), and a
+        // blocking send would then hold a thread per watchdog tick; a notification that does not fit is dropped.
+        _socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified) { Blocking = false };
     }
 
     /// <summary>Half of the watchdog timeout systemd set for this process, or null when it set none.</summary>

@@ -1,4 +1,3 @@
-using CriShim.Runtime.Config;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace CriShim.Runtime.Network;
@@ -6,9 +5,8 @@ namespace CriShim.Runtime.Network;
 public static class PodNetworkRegistration
 {
     /// <summary>Registers <see cref="CniPodNetwork"/> as the pod network, replacing any other <see cref="IPodNetwork"/>.</summary>
-    public static IServiceCollection AddPodNetwork(this IServiceCollection services, CriShimConfig config)
+    public static IServiceCollection AddPodNetwork(this IServiceCollection services)
     {
-        ArgumentNullException.ThrowIfNull(config);
         services.RemoveAll<IPodNetwork>();
         services.AddSingleton<CniPodNetwork>();
         services.AddSingleton<IPodNetwork>(sp => sp.GetRequiredService<CniPodNetwork>());

@@ -75,7 +75,7 @@ public static class DaemonHost
         builder.Services.AddPodAndContainerServices(config);
         Events.ContainerEventsRegistration.AddContainerEvents(builder.Services);
         builder.Services.AddCheckpointServices();
-        Network.PodNetworkRegistration.AddPodNetwork(builder.Services, config);
+        Network.PodNetworkRegistration.AddPodNetwork(builder.Services);
         builder.Services.AddImageServices(config);
         builder.Services.AddStreaming();
         Stats.StatsRegistration.AddStats(builder.Services);
