@@ -24,6 +24,21 @@ public sealed class ContainerLookup(StatePaths paths, RecordStore<ContainerRecor
     /// <summary>The pod's containers, each with its exit noticed.</summary>
     public IEnumerable<ContainerRecord> CurrentOfPod(string podId) => OfPod(podId).ToList().Select(exits.Refresh);
 
+    /// <summary>
+    /// The containers of each of <paramref name="podIds"/> (every one a key, with an empty list when it has none), each
+    /// with its exit noticed: one pass over the stored containers for any number of pods, where
+    /// <see cref="CurrentOfPod"/> for each pod would pass over every container once per pod.
+    /// </summary>
+    public Dictionary<string, List<ContainerRecord>> CurrentOfPods(IEnumerable<string> podIds)
+    {
+        var byPod = podIds.ToDictionary(id => id, _ => new List<ContainerRecord>());
+        foreach (var stored in containers.All)
+        {
+            if (byPod.TryGetValue(stored.PodId, out var ofPod)) ofPod.Add(exits.Refresh(stored));
+        }
+        return byPod;
+    }
+
     public IEnumerable<ContainerRecord> List(ContainerFilter? filter)
     {
         foreach (var stored in containers.All.ToList())

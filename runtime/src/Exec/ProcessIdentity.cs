@@ -33,17 +33,9 @@ public sealed record ProcessStat(char State, ulong StartTime)
     /// <summary>Not a zombie (Z) nor dead (X): the process has not ended.</summary>
     public bool IsRunning => State is not ('Z' or 'X' or 'x');
 
-    public static ProcessStat? Read(int pid)
-    {
-        try
-        {
-            return Parse(File.ReadAllText($"/proc/{pid}/stat"));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-    }
+    /// <summary>Null when there is no such process. Every list and status call asks this per container: read in three system calls.</summary>
+    public static ProcessStat? Read(int pid) =>
+        NativeInterop.PseudoFiles.ReadText($"/proc/{pid}/stat") is { } stat ? Parse(stat) : null;
 
     /// <summary>
     /// Parses a stat line. The command name (field 2) is in parentheses and may itself hold spaces and

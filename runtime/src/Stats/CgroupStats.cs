@@ -1,3 +1,5 @@
+using CriShim.NativeInterop;
+
 namespace CriShim.Runtime.Stats;
 
 /// <summary>One cgroup's figures at one moment; a null figure is one the cgroup (or its controller) does not give.</summary>
@@ -57,36 +59,67 @@ public sealed class CgroupReader(string cgroupRoot = "/sys/fs/cgroup", string pr
     /// <summary>The figures of the cgroup <paramref name="pid"/> is in; null when the process is gone.</summary>
     public CgroupSample? ReadProcess(int pid)
     {
-        string[] lines;
-        try
+        if (CgroupsOf(pid) is not { } cgroups) return null;
+        if (Unified) return cgroups.Unified is { } unified ? ReadV2(Path.Join(cgroupRoot, unified)) : null;
+        return ReadV1(controller => cgroups.V1.TryGetValue(controller, out var found) ? Path.Join(found.Mount, found.Path) : null);
+    }
+
+    /// <summary>
+    /// How many more bytes the memory cgroup of <paramref name="pid"/> may be charged before a limit stops it: the
+    /// smallest limit less usage of its cgroup and of each ancestor up to the hierarchy's root (a parent's limit binds
+    /// its children too). Null when none of them is limited, or the process or its memory cgroup is not found.
+    /// </summary>
+    public ulong? MemoryHeadroom(int pid)
+    {
+        if (CgroupsOf(pid) is not { } cgroups) return null;
+        var (mount, path, limitFile, usageFile) = Unified
+            ? (cgroupRoot, cgroups.Unified, "memory.max", "memory.current")
+            : cgroups.V1.TryGetValue("memory", out var memory)
+                ? (memory.Mount, memory.Path, "memory.limit_in_bytes", "memory.usage_in_bytes")
+                : (cgroupRoot, null, "", "");
+        if (path is null) return null;
+        string[] levels = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        ulong? headroom = null;
+        for (int depth = levels.Length; depth >= 0; depth--)
         {
-            lines = File.ReadAllLines(Path.Combine(procRoot, pid.ToString(), "cgroup"));
+            string directory = Path.Join(mount, string.Join('/', levels[..depth]));
+            if (Limited(ReadNumber(directory, limitFile)) is not { } limit) continue;
+            ulong left = limit - Math.Min(limit, ReadNumber(directory, usageFile) ?? 0);
+            headroom = Math.Min(headroom ?? ulong.MaxValue, left);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-        string? unifiedPath = null;
-        var v1Paths = new Dictionary<string, string>();
-        foreach (string line in lines)
+        return headroom;
+    }
+
+    /// <summary>The controllers read here; /proc/&lt;pid&gt;/cgroup names more, which are not looked up.</summary>
+    private static readonly string[] V1Controllers = ["memory", "cpuacct", "pids"];
+
+    /// <summary>Where a process's cgroups are: v2's path, and per v1 controller its hierarchy's mount and the path in it.</summary>
+    private sealed record ProcessCgroups(string? Unified, Dictionary<string, (string Mount, string Path)> V1);
+
+    /// <summary>The cgroups of <paramref name="pid"/> from /proc/&lt;pid&gt;/cgroup; null when the process is gone.</summary>
+    private ProcessCgroups? CgroupsOf(int pid)
+    {
+        if (PseudoFiles.ReadText(Path.Combine(procRoot, pid.ToString(), "cgroup")) is not { } text) return null;
+        var cgroups = new ProcessCgroups(null, []);
+        foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             // "hierarchy-id:controller,controller:path"; v2's line is "0::path".
             string[] fields = line.Split(':', 3);
             if (fields.Length != 3) continue;
             if (fields[0] == "0" && fields[1].Length == 0)
             {
-                unifiedPath = fields[2];
+                cgroups = cgroups with { Unified = fields[2] };
                 continue;
             }
             foreach (string controller in fields[1].Split(','))
             {
+                if (!V1Controllers.Contains(controller)) continue;
                 // A co-mounted hierarchy ("cpu,cpuacct") usually has a symlink per controller; the joined name always exists.
                 string mount = Directory.Exists(Path.Combine(cgroupRoot, controller)) ? controller : fields[1];
-                v1Paths[controller] = Path.Join(cgroupRoot, mount, fields[2]);
+                cgroups.V1[controller] = (Path.Join(cgroupRoot, mount), fields[2]);
             }
         }
-        if (Unified) return unifiedPath is null ? null : ReadV2(Path.Join(cgroupRoot, unifiedPath));
-        return ReadV1(controller => v1Paths.GetValueOrDefault(controller));
+        return cgroups;
     }
 
     /// <summary>The figures of the cgroup at <paramref name="cgroupPath"/> (e.g. "/kubepods/burstable/pod1"); null when it does not exist.</summary>
@@ -179,17 +212,7 @@ public sealed class CgroupReader(string cgroupRoot = "/sys/fs/cgroup", string pr
         return values;
     }
 
-    private static string? ReadText(string? directory, string file)
-    {
-        if (directory is null) return null;
-        try
-        {
-            return File.ReadAllText(Path.Combine(directory, file));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // The cgroup went away between finding and reading it: an exited container.
-            return null;
-        }
-    }
+    /// <summary>Null also when the cgroup went away between finding and reading it: an exited container.</summary>
+    private static string? ReadText(string? directory, string file) =>
+        directory is null ? null : PseudoFiles.ReadText(Path.Combine(directory, file));
 }

@@ -1,4 +1,5 @@
 using CriShim.NativeInterop;
+using CriShim.Runtime.Exec;
 
 namespace CriShim.Runtime.Stats;
 
@@ -18,6 +19,17 @@ public static class NetworkCounters
     /// </summary>
     public static Task<IReadOnlyList<InterfaceCounters>> ReadAsync(string namespacePath) =>
         NamespaceThreads.RunInNetworkNamespaceAsync(namespacePath, () => Parse(File.ReadAllText("/proc/thread-self/net/dev")));
+
+    /// <summary>
+    /// Reads the counters of the namespace <paramref name="process"/> is in, through its /proc entry: no thread and
+    /// no namespace switch. Null unless that very process still runs after the read (so a pid reused meanwhile,
+    /// whose namespace is another's, is never taken for it).
+    /// </summary>
+    public static IReadOnlyList<InterfaceCounters>? ReadOf(ProcessIdentity process)
+    {
+        string? text = PseudoFiles.ReadText($"/proc/{process.Pid}/net/dev");
+        return text is not null && process.IsAlive() ? Parse(text) : null;
+    }
 
     /// <summary>Parses /proc/net/dev: two header lines, then "name: 8 receive counters 8 transmit counters".</summary>
     public static IReadOnlyList<InterfaceCounters> Parse(string text)

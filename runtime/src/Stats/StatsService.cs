@@ -82,8 +82,9 @@ public sealed class StatsService(
     private async Task<List<PodSample>> SamplePodsAsync(PodSandboxStatsFilter? filter)
     {
         var records = sandboxes.List(filter is null ? null : new PodSandboxFilter { Id = filter.Id, LabelSelector = { filter.LabelSelector } }).ToList();
+        var containersByPod = containers.CurrentOfPods(records.Select(r => r.Id));
         var samples = new List<PodSample>(records.Count);
-        foreach (var record in records) samples.Add(await SampleAsync(record));
+        foreach (var record in records) samples.Add(await SampleAsync(record, containersByPod[record.Id]));
         if (filter is null || (filter.Id.Length == 0 && filter.LabelSelector.Count == 0))
         {
             ForgetAllBut(samples.SelectMany(p => p.Containers).Select(c => c.Record.Id).ToHashSet(), records.Select(r => r.Id).ToHashSet());
@@ -103,9 +104,11 @@ public sealed class StatsService(
         // Only a running container's pid is its own: an exited one's may have been reused.
         new(record, record.State == ContainerState.ContainerRunning ? cgroups.ReadProcess(record.Pid) : null);
 
-    private async Task<PodSample> SampleAsync(PodSandboxRecord pod)
+    private Task<PodSample> SampleAsync(PodSandboxRecord pod) => SampleAsync(pod, containers.CurrentOfPod(pod.Id));
+
+    private async Task<PodSample> SampleAsync(PodSandboxRecord pod, IEnumerable<ContainerRecord> podContainers)
     {
-        var containerSamples = containers.CurrentOfPod(pod.Id).Select(Sample).ToList();
+        var containerSamples = podContainers.Select(Sample).ToList();
         return new PodSample(pod, PodCgroup(pod, containerSamples), await InterfacesAsync(pod), containerSamples);
     }
 
@@ -122,13 +125,18 @@ public sealed class StatsService(
         return parts.Count == 0 ? null : CgroupSample.Sum(parts);
     }
 
-    /// <summary>Host-network pods have no namespace of their own, so no network stats (the node's are not theirs).</summary>
+    /// <summary>
+    /// Host-network pods have no namespace of their own, so no network stats (the node's are not theirs). The infra
+    /// process lives in the pod's namespace, so its /proc entry shows the counters without entering the namespace;
+    /// only a pod whose infra is gone has a thread enter the pinned namespace.
+    /// </summary>
     private async Task<IReadOnlyList<InterfaceCounters>> InterfacesAsync(PodSandboxRecord pod)
     {
         if (pod.NetNsPath.Length == 0 || !NetworkNamespaces.IsPinned(pod.NetNsPath)) return [];
         try
         {
-            return (await NetworkCounters.ReadAsync(pod.NetNsPath)).Where(i => i.Name != "lo").ToList();
+            var interfaces = (pod.Infra is { } infra ? NetworkCounters.ReadOf(infra) : null) ?? await NetworkCounters.ReadAsync(pod.NetNsPath);
+            return interfaces.Where(i => i.Name != "lo").ToList();
         }
         catch (Exception e) when (e is IOException or NativeCallException)
         {

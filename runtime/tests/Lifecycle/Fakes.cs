@@ -101,8 +101,14 @@ public sealed class FakeMonitor(CallLog log, TimeProvider clock) : IContainerMon
         lock (_monitors) return _monitors.GetValueOrDefault(bundleDir) is { } conmon && conmon.IsAlive() ? conmon : null;
     }
 
+    /// <summary>How many times an exit file was looked for: list and stats calls look once per container.</summary>
+    public int ExitLookups => Volatile.Read(ref _exitLookups);
+
+    private int _exitLookups;
+
     public MonitoredExit? ExitOf(string containerId, string bundleDir)
     {
+        Interlocked.Increment(ref _exitLookups);
         lock (_exits) return _exits.GetValueOrDefault(containerId);
     }
 

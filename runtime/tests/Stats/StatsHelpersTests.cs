@@ -1,3 +1,4 @@
+using CriShim.Runtime.Exec;
 using CriShim.Runtime.Stats;
 using Runtime.V1;
 
@@ -53,6 +54,17 @@ public sealed class NetworkCountersTests
         Assert.Equal(["lo", "eth0"], interfaces.Select(i => i.Name));
         var eth0 = interfaces[1];
         Assert.Equal(new InterfaceCounters("eth0", 12345, 67, 1, 2, 6789, 45, 4, 5), eth0);
+    }
+
+    [Fact]
+    public void AProcesssCountersAreReadThroughItsProcEntryOnlyWhileThatVeryProcessRuns()
+    {
+        var self = ProcessIdentity.Of(Environment.ProcessId)!;
+        Assert.Contains(NetworkCounters.ReadOf(self)!, i => i.Name == "lo");
+
+        // The same pid with another start time: a process that ended and whose pid was reused.
+        Assert.Null(NetworkCounters.ReadOf(self with { StartTime = self.StartTime + 1 }));
+        Assert.Null(NetworkCounters.ReadOf(new ProcessIdentity(int.MaxValue, 1, ProcessIdentity.CurrentBootId)));
     }
 }
 
