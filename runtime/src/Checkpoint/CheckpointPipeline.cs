@@ -9,6 +9,7 @@ using CriShim.Runtime.Diagnostics;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Images;
 using CriShim.Runtime.Oci;
+using CriShim.Runtime.Stats;
 using CriShim.Runtime.Store;
 using Runtime.V1;
 
@@ -282,10 +283,9 @@ public sealed class CheckpointPipeline(
             JsonSerializer.SerializeToUtf8Bytes(new CheckpointInFlight(capture.Record.Id, capture.Record.RuntimeHandler, capture.TempArchive,
                 DateTimeOffset.UtcNow + DumpSafetyLimit), CheckpointJson.Default.CheckpointInFlight));
         // After the marker: a crash from here on leaves a work dir that start-up finds and unmounts.
-        if (!DumpImagesTmpfs.TryMount(capture.ImagesDir, ContainerCgroup.MemoryUsageBytes(capture.Record.Pid)))
-        {
-            logger.LogDebug("container {Id}'s CRIU images go to {Dir} on disk: too little available memory for a tmpfs, or no mount allowed", capture.Record.Id, capture.ImagesDir);
-        }
+        var placement = DumpImagesTmpfs.TryMount(capture.ImagesDir, ContainerCgroup.MemoryUsageBytes(capture.Record.Pid), CgroupReader.Host);
+        logger.LogDebug("container {Id}'s CRIU images go to {Dir} {Where}: {Reason}", capture.Record.Id, capture.ImagesDir,
+            placement.OnTmpfs ? $"on a tmpfs of {placement.TmpfsBytes} bytes" : "on disk", placement.Reason);
         string specText = await File.ReadAllTextAsync(Path.Combine(paths.ContainerBundle(capture.Record.Id), "config.json"), token);
         capture.Spec = JsonNode.Parse(specText)!.AsObject();
     }

@@ -172,4 +172,64 @@ public sealed class CgroupReaderTests : IDisposable
         Assert.Null(sum.MemoryLimitBytes);
         Assert.Null(sum.SwapUsageBytes);
     }
+
+    private const string V1Unlimited = "9223372036854771712\n";
+
+    /// <summary>A daemon in /system.slice/crishim.service on v1, its memory cgroup's and its parent's limit and usage as given.</summary>
+    private void V1Daemon(string serviceLimit, ulong serviceUsage, string sliceLimit, ulong sliceUsage)
+    {
+        Write("proc/42/cgroup", "4:memory:/system.slice/crishim.service\n3:cpu,cpuacct:/system.slice/crishim.service\n0::/system.slice/crishim.service\n");
+        Write("cgroup/unified/cgroup.procs", "");
+        Write("cgroup/memory/memory.limit_in_bytes", V1Unlimited);
+        Write("cgroup/memory/memory.usage_in_bytes", "17179869184\n");
+        Write("cgroup/memory/system.slice/memory.limit_in_bytes", sliceLimit);
+        Write("cgroup/memory/system.slice/memory.usage_in_bytes", $"{sliceUsage}\n");
+        Write("cgroup/memory/system.slice/crishim.service/memory.limit_in_bytes", serviceLimit);
+        Write("cgroup/memory/system.slice/crishim.service/memory.usage_in_bytes", $"{serviceUsage}\n");
+    }
+
+    [Fact]
+    public void V1MemoryHeadroomIsTheLimitLessTheUsageOfTheProcesssCgroup()
+    {
+        V1Daemon(serviceLimit: "1073741824\n", serviceUsage: 100 << 20, sliceLimit: V1Unlimited, sliceUsage: 3UL << 30);
+
+        Assert.Equal((1UL << 30) - (100 << 20), Reader.MemoryHeadroom(42));
+    }
+
+    [Fact]
+    public void AnAncestorsTighterLimitBindsTheProcessToo()
+    {
+        V1Daemon(serviceLimit: V1Unlimited, serviceUsage: 100 << 20, sliceLimit: "2147483648\n", sliceUsage: (2UL << 30) - (300 << 20));
+
+        Assert.Equal(300UL << 20, Reader.MemoryHeadroom(42));
+    }
+
+    [Fact]
+    public void NoLimitAnywhereIsNoHeadroomFigure()
+    {
+        V1Daemon(serviceLimit: V1Unlimited, serviceUsage: 100 << 20, sliceLimit: V1Unlimited, sliceUsage: 3UL << 30);
+
+        Assert.Null(Reader.MemoryHeadroom(42));
+        Assert.Null(Reader.MemoryHeadroom(999));
+    }
+
+    [Fact]
+    public void V2MemoryHeadroomReadsMemoryMaxAndCurrentUpTheTree()
+    {
+        Write("cgroup/cgroup.controllers", "cpu memory pids\n");
+        Write("proc/7/cgroup", "0::/system.slice/crishim.service\n");
+        Write("cgroup/system.slice/memory.max", "max\n");
+        Write("cgroup/system.slice/memory.current", "4294967296\n");
+        Write("cgroup/system.slice/crishim.service/memory.max", "536870912\n");
+        Write("cgroup/system.slice/crishim.service/memory.current", "134217728\n");
+
+        Assert.Equal(384UL << 20, Reader.MemoryHeadroom(7));
+
+        Write("cgroup/system.slice/crishim.service/memory.max", "max\n");
+        Assert.Null(Reader.MemoryHeadroom(7));
+
+        // Usage past the limit (memory.high/max raced by a charge) leaves no room, not a wrapped-around figure.
+        Write("cgroup/system.slice/crishim.service/memory.max", "100\n");
+        Assert.Equal(0UL, Reader.MemoryHeadroom(7));
+    }
 }
