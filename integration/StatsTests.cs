@@ -189,6 +189,27 @@ public class StatsTests(RegistryFixture registry)
         }
     }
 
+    [Fact]
+    public async Task APodWhoseInfraDiedStillShowsItsNetworkCountersFromThePinnedNamespace()
+    {
+        await using var daemon = await Daemon.StartAsync();
+        var podConfig = Cri.Pod("stats-infra-gone");
+        string podId = await daemon.RunPodAsync(podConfig);
+        // While the infra runs, its /proc entry shows the pod's namespace.
+        Assert.Equal("eth0", (await PodSandboxStatsAsync(daemon, podId)).Linux.Network.DefaultInterface.Name);
+
+        var verbose = await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = podId, Verbose = true });
+        int infraPid = System.Text.Json.JsonDocument.Parse(verbose.Info["info"]).RootElement.GetProperty("pid").GetInt32();
+        System.Diagnostics.Process.Start("kill", ["-KILL", infraPid.ToString()])!.WaitForExit();
+        await Cri.WaitUntilAsync(async () => (await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = podId }))
+            .Status.State == PodSandboxState.SandboxNotready, TimeSpan.FromSeconds(15), "the pod to be not ready");
+
+        // Its namespace stays pinned until StopPodSandbox: the counters come from there.
+        var stats = (await daemon.Runtime.ListPodSandboxStatsAsync(new ListPodSandboxStatsRequest())).Stats.Single(s => s.Attributes.Id == podId);
+        Assert.Equal("eth0", stats.Linux.Network.DefaultInterface.Name);
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+    }
+
     private static async Task<ContainerStats> ContainerStatsAsync(Daemon daemon, string id) =>
         (await daemon.Runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = id })).Stats;
 
