@@ -323,6 +323,173 @@ public class FaultTests(RegistryFixture registry)
         }
     }
 
+    private static string Bundle(DaemonDirs dirs, string id) => Path.Combine(dirs.Root, "containers", id, "bundle");
+
+    /// <summary>The CRIU images a restored container keeps until its restore succeeded.</summary>
+    private static string RestoreImages(DaemonDirs dirs, string id) => Path.Combine(dirs.Root, "containers", id, "checkpoint");
+
+    private static async Task<bool> RuntimeKnowsAsync(Daemon daemon, string id) =>
+        (await HostCommand.RunAsync("runc", ["--root", Path.Combine(daemon.Dirs.RunRoot, "runc"), "state", id])).ExitCode == 0;
+
+    /// <summary>
+    /// Checkpoints a sleeper, creates one restored container per name from its archive, starts each with its restore
+    /// held by the runtime (conmon and `runc restore` running, the container not made yet), and kills the daemon -9
+    /// while they are held.
+    /// </summary>
+    private async Task<(string PodId, string[] Ids)> KillTheDaemonDuringHeldRestoresAsync(DaemonDirs dirs, HeldRestores held, string archiveDir,
+        params string[] names)
+    {
+        await using var first = await Daemon.StartAsync(dirs, held.ConfigToml);
+        await first.PullAsync(Busybox);
+        var podConfig = Cri.Pod("held-restore");
+        string podId = await first.RunPodAsync(podConfig);
+        // Each copy of the checkpoint has its process's pid again: in a pid namespace of its own, as CRIU restores it.
+        // (There the shell is pid 1, which SIGTERM ends only through a handler.)
+        Runtime.V1.ContainerConfig OwnPidNamespace(Runtime.V1.ContainerConfig config)
+        {
+            config.Linux.SecurityContext.NamespaceOptions = new NamespaceOption { Pid = NamespaceMode.Container };
+            return config;
+        }
+        string original = await first.StartContainerAsync(podId, podConfig, OwnPidNamespace(Cri.Container("sleeper", Busybox, "sh", "-c",
+            "trap 'exit 143' TERM; while true; do sleep 1; done")));
+        string archive = Path.Combine(archiveDir, "sleeper.tar");
+        await first.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = original, Location = archive, Timeout = 120 });
+        await first.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = original, Timeout = 0 });
+        await first.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = original });
+        var ids = new List<string>();
+        foreach (string name in names)
+        {
+            string id = (await first.Runtime.CreateContainerAsync(new CreateContainerRequest
+            {
+                PodSandboxId = podId, Config = OwnPidNamespace(Cri.Container(name, archive)), SandboxConfig = podConfig,
+            })).ContainerId;
+            held.Hold(id);
+            ids.Add(id);
+        }
+        var starts = ids.Select(id => first.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id }).ResponseAsync).ToList();
+        foreach (string id in ids)
+        {
+            await Cri.WaitUntilAsync(() => Task.FromResult(NodeFaults.ProcessesNaming(Bundle(dirs, id)).Values.Any(args => args.Contains("restore"))),
+                TimeSpan.FromSeconds(60), "the runtime's restore under conmon");
+        }
+        await first.KillAsync();
+        foreach (var start in starts) await Assert.ThrowsAsync<RpcException>(() => start);
+        return (podId, [.. ids]);
+    }
+
+    [Fact]
+    public async Task StopWaitsForARestoreThatOutlivedTheDaemonOrKillsItPastItsTimeoutAndRemoveKillsItLeavingNothingRunning()
+    {
+        var dirs = DaemonDirs.Create();
+        using var held = new HeldRestores();
+        string archiveDir = Directory.CreateTempSubdirectory("crishim-held-restore-").FullName;
+        try
+        {
+            var (podId, ids) = await KillTheDaemonDuringHeldRestoresAsync(dirs, held, archiveDir, "waited", "abandoned", "removed");
+            string waited = ids[0], abandoned = ids[1], removed = ids[2];
+            await using var second = await Daemon.StartAsync(dirs, held.ConfigToml);
+
+            // Within its grace period, the stop waits for the restore, then stops the restored process: conmon reports its exit.
+            var stopping = second.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = waited, Timeout = 30 }).ResponseAsync;
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            Assert.False(stopping.IsCompleted, "StopContainer returned while the restore was still under way");
+            held.Release(waited);
+            await stopping;
+            var status = await second.StatusAsync(waited);
+            Assert.Equal((ContainerState.ContainerExited, 143), (status.State, status.ExitCode));
+            Assert.False(Directory.Exists(RestoreImages(dirs, waited)), "the CRIU images outlived the restore");
+
+            // A restore still under way past the grace period is killed, with conmon, and the exit says why.
+            await second.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = abandoned, Timeout = 2 }, deadline: TeardownDeadline());
+            status = await second.StatusAsync(abandoned);
+            Console.WriteLine($"abandoned: {status.ExitCode} {status.Reason} {status.Message}");
+            Assert.Equal((ContainerState.ContainerExited, 255, "Error"), (status.State, status.ExitCode, status.Reason));
+            Assert.Contains("restore", status.Message);
+
+            // RemoveContainer does not wait: the restore goes with the container.
+            await second.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = removed }, deadline: TeardownDeadline());
+            Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => second.StatusAsync(removed))).StatusCode);
+
+            foreach (string id in ids)
+            {
+                held.Release(id);
+                Assert.Empty(NodeFaults.ProcessesNaming(Bundle(dirs, id)));
+            }
+            Assert.False(await RuntimeKnowsAsync(second, abandoned));
+            Assert.False(await RuntimeKnowsAsync(second, removed));
+            foreach (string id in new[] { waited, abandoned }) await second.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id }, deadline: TeardownDeadline());
+            await second.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId }, deadline: TeardownDeadline());
+            await second.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId }, deadline: TeardownDeadline());
+        }
+        finally
+        {
+            Directory.Delete(archiveDir, recursive: true);
+            dirs.Delete();
+        }
+    }
+
+    [Fact]
+    public async Task AConmonKilledWithTheDaemonMidRestoreLeavesItsRestoredProcessRunningUnmonitoredOrTheRestoreUndoneForARetry()
+    {
+        var dirs = DaemonDirs.Create();
+        using var held = new HeldRestores();
+        string archiveDir = Directory.CreateTempSubdirectory("crishim-held-restore-").FullName;
+        try
+        {
+            var (podId, ids) = await KillTheDaemonDuringHeldRestoresAsync(dirs, held, archiveDir, "orphaned", "restored");
+            string orphaned = ids[0], restored = ids[1];
+            // One restore finishes with the daemon down, then its conmon is killed; the other's conmon is killed mid-restore,
+            // leaving `runc restore` orphaned.
+            held.Release(restored);
+            string runcRoot = Path.Combine(dirs.RunRoot, "runc");
+            await Cri.WaitUntilAsync(async () => (await HostCommand.RunAsync("runc", ["--root", runcRoot, "state", restored])).Output.Contains("\"running\""),
+                TimeSpan.FromSeconds(60), "the released restore to finish");
+            foreach (string id in ids)
+            {
+                int conmon = NodeFaults.ConmonPid(dirs, id);
+                NodeFaults.Kill(conmon);
+                await Cri.WaitUntilAsync(() => Task.FromResult(!NodeFaults.IsRunning(conmon)), TimeSpan.FromSeconds(10), "conmon to die");
+            }
+            Assert.NotEmpty(NodeFaults.ProcessesNaming(Bundle(dirs, orphaned)));
+
+            await using var second = await Daemon.StartAsync(dirs, held.ConfigToml);
+
+            // The orphaned restore is killed and undone: CREATED, nothing of it left, and it can be started again.
+            await Cri.WaitUntilAsync(() => Task.FromResult(NodeFaults.ProcessesNaming(Bundle(dirs, orphaned)).Count == 0), TimeSpan.FromSeconds(20),
+                "the orphaned restore to be killed");
+            Assert.Equal(ContainerState.ContainerCreated, (await second.StatusAsync(orphaned)).State);
+            Assert.False(await RuntimeKnowsAsync(second, orphaned));
+            Assert.True(Directory.Exists(RestoreImages(dirs, orphaned)), "the CRIU images of a restore that did not happen are gone");
+
+            // The restored process outlived its conmon: RUNNING as the runtime says, and the stop records conmon's death.
+            Assert.Equal(ContainerState.ContainerRunning, (await second.StatusAsync(restored)).State);
+            var state = RuntimeState(second, "runc", restored);
+            int init = state.GetProperty("pid").GetInt32();
+            Assert.Equal(init, await NodeFaults.InitPidAsync(second, restored));
+            await second.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = restored, Timeout = 1 }, deadline: TeardownDeadline());
+            var status = await second.StatusAsync(restored);
+            Assert.Equal((ContainerState.ContainerExited, 255), (status.State, status.ExitCode));
+            Assert.Contains("conmon died", status.Message);
+            Assert.False(NodeFaults.IsRunning(init), "StopContainer left the restored process running");
+            Assert.False(Directory.Exists(RestoreImages(dirs, restored)), "the CRIU images outlived the restore");
+
+            held.Release(orphaned);
+            await second.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = orphaned });
+            Assert.Equal(ContainerState.ContainerRunning, (await second.StatusAsync(orphaned)).State);
+            Assert.Equal(0, (await second.ExecAsync(orphaned, "true")).ExitCode);
+            Assert.False(Directory.Exists(RestoreImages(dirs, orphaned)), "the CRIU images outlived the restore");
+
+            await second.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId }, deadline: TeardownDeadline());
+            await second.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId }, deadline: TeardownDeadline());
+            Assert.Empty((await second.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+        }
+        finally
+        {
+            Directory.Delete(archiveDir, recursive: true);
+            dirs.Delete();
+        }
+    }
+
     /// <summary>
     /// What a daemon killed mid-checkpoint leaves in its state root: the checkpoint's work dir (0700, as the
     /// daemon makes it) with its in-flight marker naming <paramref name="handler"/>.

@@ -95,6 +95,8 @@ public class RestoreTests(RegistryFixture registry)
         await daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
 
         Assert.Equal(ContainerState.ContainerRunning, (await daemon.StatusAsync(id)).State);
+        // Its CRIU images went once the restore succeeded; the checkpoint of it below does without them.
+        Assert.False(Directory.Exists(Path.Combine(daemon.Dirs.Root, "containers", id, "checkpoint")), "the CRIU images outlived the restore");
         await Cri.WaitUntilAsync(() => Task.FromResult(CounterLog.Counts(CounterLog.ReadShared(status.LogPath)[restoredLogLength..]).Count >= 3),
             TimeSpan.FromSeconds(30), "the restored counter to print");
         var continued = CounterLog.Counts(CounterLog.ReadShared(status.LogPath)[restoredLogLength..]);

@@ -19,6 +19,26 @@ public static class NodeFaults
 
     public static void Kill(int pid) => HostCommand.Output("kill", "-KILL", pid.ToString());
 
+    /// <summary>The live processes one of whose arguments is <paramref name="argument"/> (conmon and the runtime name their bundle), with their arguments.</summary>
+    public static Dictionary<int, string[]> ProcessesNaming(string argument)
+    {
+        var found = new Dictionary<int, string[]>();
+        foreach (string dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
+            try
+            {
+                string[] arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                if (arguments.Contains(argument) && IsRunning(pid)) found[pid] = arguments;
+            }
+            catch (IOException)
+            {
+                // Ended while we looked.
+            }
+        }
+        return found;
+    }
+
     /// <summary>Alive and not a zombie.</summary>
     public static bool IsRunning(int pid)
     {

@@ -159,7 +159,7 @@ public sealed class CheckpointRecovery(
     /// </summary>
     private async Task FinishOrphansAsync(string workDir, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
-        while (RuntimesUsing(workDir) is { Count: > 0 } orphans)
+        while (ProcessTree.Naming(workDir) is { Count: > 0 } orphans)
         {
             if (DateTimeOffset.UtcNow >= deadline)
             {
@@ -170,17 +170,4 @@ public sealed class CheckpointRecovery(
             await Task.Delay(100, cancellationToken);
         }
     }
-
-    private static List<int> RuntimesUsing(string workDir) =>
-        ProcessTree.ParentsByPid().Keys.Where(pid =>
-        {
-            try
-            {
-                return File.ReadAllText($"/proc/{pid}/cmdline").Contains(workDir, StringComparison.Ordinal);
-            }
-            catch (IOException)
-            {
-                return false;
-            }
-        }).ToList();
 }

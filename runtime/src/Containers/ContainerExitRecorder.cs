@@ -76,6 +76,13 @@ public sealed class ContainerExitRecorder(
         return found is null ? record : RecordExit(record, 255, "Error", $"conmon died; {found}");
     }
 
+    /// <summary>
+    /// For StopContainer and RemoveContainer: a start that a daemon kill cut short is settled, and a restore it left
+    /// under way is waited for up to <paramref name="wait"/>, then abandoned (see <see cref="InterruptedStart.SettleOrAbandonAsync"/>).
+    /// </summary>
+    public Task<ContainerRecord> SettleInterruptedStartAsync(ContainerRecord record, TimeSpan wait, CancellationToken cancellationToken) =>
+        InterruptedStarts.SettleOrAbandonAsync(record, wait, cancellationToken);
+
     /// <summary>conmon is gone while the container has not exited: no exit file will come.</summary>
     public static bool IsUnmonitored(ContainerRecord record) =>
         record.State != ContainerState.ContainerExited && record.Monitor is { } monitor && !monitor.IsAlive();

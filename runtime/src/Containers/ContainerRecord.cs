@@ -59,8 +59,21 @@ public sealed record ContainerRecord : IRecord
     private ContainerConfig? _config;
 }
 
-/// <summary>Where a restored container came from and where its CRIU images are; <see cref="RestoredAtNanos"/> once StartContainer restored it.</summary>
-public sealed record ContainerRestoreState(string Archive, string ImagesDir, string CheckpointedContainerId, long RestoredAtNanos = 0);
+/// <summary>
+/// Where a restored container came from and where its CRIU images are until StartContainer restored it (its StartedAt
+/// is when). Kept afterwards: a later checkpoint says the container was restored.
+/// </summary>
+public sealed record ContainerRestoreState(string Archive, string ImagesDir, string CheckpointedContainerId)
+{
+    /// <summary>
+    /// Once the restore succeeded its CRIU images are not needed again, and they are as large as the container's memory.
+    /// Until then they stay, so a restore that did not happen can be tried again.
+    /// </summary>
+    public void DeleteImages()
+    {
+        if (Directory.Exists(ImagesDir)) Directory.Delete(ImagesDir, recursive: true);
+    }
+}
 
 /// <summary>ContainerStatus.user: uid, gid and every group the process holds (the gid included, as `id -G`).</summary>
 public sealed record ContainerIdentity(long Uid, long Gid, long[] SupplementalGroups);

@@ -237,10 +237,10 @@ public sealed class ContainerService(
         // A restored process may end at once: its exit file then tells.
         var init = ProcessIdentity.Of(pid);
         var conmon = monitor.MonitorOf(bundle);
-        var restored = restore with { RestoredAtNanos = time.Now() };
+        restore.DeleteImages();
         logger.LogInformation("restored container {Id} from {Archive} (checkpointed container {Original}) in {Elapsed:0.000} s",
             record.Id, restore.Archive, restore.CheckpointedContainerId, clock.Elapsed.TotalSeconds);
-        return containers.Update(record.Id, current => current with { Pid = pid, Init = init, Monitor = conmon, Restore = restored });
+        return containers.Update(record.Id, current => current with { Pid = pid, Init = init, Monitor = conmon });
     }
 
     /// <summary>The pid whose namespace a TARGET-mode container joins: a running container of the same pod.</summary>
@@ -321,6 +321,10 @@ public sealed class ContainerService(
 
     private async Task StopLockedAsync(ContainerRecord record, long timeoutSeconds, CancellationToken cancellationToken)
     {
+        var settling = Stopwatch.StartNew();
+        record = await exits.SettleInterruptedStartAsync(record, TimeSpan.FromSeconds(timeoutSeconds), cancellationToken);
+        // The grace period is the stop's whole budget: what waiting for a restore took of it is spent.
+        timeoutSeconds = Math.Max(0, timeoutSeconds - (long)settling.Elapsed.TotalSeconds);
         record = await exits.ReconcileWithRuntimeAsync(record, cancellationToken);
         if (record.State == ContainerState.ContainerExited) return;
         var runtime = handlers.Of(record.RuntimeHandler);
@@ -367,7 +371,9 @@ public sealed class ContainerService(
         var record = containers.Resolve(id);
         if (record is null) return;
         using var _ = await locks.AcquireAsync(record.Id, cancellationToken);
-        if (containers.Get(record.Id) is null) return;
+        if (containers.Get(record.Id) is not { } current) return;
+        // A restore a daemon restart left under way would carry on past the removal: it is abandoned first.
+        await exits.SettleInterruptedStartAsync(current, TimeSpan.Zero, cancellationToken);
         await RemoveEverythingAsync(record, cancellationToken);
         events.Publish(ContainerEventType.ContainerDeletedEvent, record.Id, record.PodId);
     }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using CriShim.Runtime.Events;
 using CriShim.Runtime.Exec;
 using CriShim.Runtime.Oci;
@@ -15,7 +16,10 @@ namespace CriShim.Runtime.Containers;
 /// stopped, or an exit recorded by conmon: the process ran and ended, and conmon's exit file tells how;
 /// unknown to the runtime: EXITED 255 for a started container (the runtime made it at CreateContainer, and it is
 /// gone), CREATED for a restore (the runtime never got to make it) while its CRIU images are there to retry it.
-/// A restore that conmon outlived the daemon to carry on is left under way until conmon's runtime finishes.
+/// A restore that conmon outlived the daemon to carry on is left under way until conmon's runtime finishes; StopContainer
+/// and RemoveContainer wait for it (<see cref="SettleOrAbandonAsync"/>) and abandon one that does not finish in time. A
+/// restore whose conmon died too is not left to orphans: what still works on it is killed, so it either ran (RUNNING,
+/// unmonitored, as a container whose conmon alone was killed) or is undone (CREATED, to be tried again).
 /// </summary>
 internal sealed class InterruptedStart(
     ContainerExitRecorder exits,
@@ -27,6 +31,9 @@ internal sealed class InterruptedStart(
     ILogger logger)
 {
     private const string Cut = "the daemon was killed during StartContainer";
+
+    /// <summary>How often a wait for a restore under way looks again: each look runs the runtime's `state`.</summary>
+    private static readonly TimeSpan RestorePollInterval = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
     /// Settles the start (the container's lock held). Settled is false while the start is still under way or the
@@ -63,6 +70,9 @@ internal sealed class InterruptedStart(
         bool restoring = record.Restore is not null;
         // conmon, which outlives the daemon, is still running `restore`: it ends with the container running, or exits.
         if (restoring && conmon is not null && state?.Status is null or "created") return (false, record);
+        // conmon died: a `restore` it left orphaned would run the container with no one to record its exit. Killed, the
+        // restore either never happened or its process is gone, and the runtime's state read above tells which.
+        if (restoring && conmon is null) monitor.KillLaunch(paths.ContainerBundle(record.Id));
         if (state?.Status == "stopped" || monitor.HasExitRecord(record.Id))
         {
             return (true, Ended(record, runtime.Handler, conmon));
@@ -76,8 +86,9 @@ internal sealed class InterruptedStart(
         }
         if (restoring)
         {
-            // conmon is gone: what the runtime made of the restore (if anything) goes, and the restore can be tried again.
-            if (state is not null) await runtime.DeleteAsync(record.Id, CancellationToken.None);
+            // conmon is gone: what the runtime made of the restore (if anything, also since the look above) goes, and
+            // the restore can be tried again.
+            await runtime.DeleteAsync(record.Id, CancellationToken.None);
             return (true, ResetRestore(record, record.Restore!));
         }
         return (true, exits.RecordExit(record, 255, "Error", $"{Cut}; {runtime.Handler} does not know the container"));
@@ -92,9 +103,11 @@ internal sealed class InterruptedStart(
             StartedAtNanos = current.StartingAtNanos,
             Pid = pid,
             Init = init ?? current.Init,
-            Monitor = conmon ?? current.Monitor,
-            Restore = current.Restore is { } restore ? restore with { RestoredAtNanos = current.StartingAtNanos } : null,
+            // A restore's conmon is recorded once it succeeded: one that died before is still what the container lacks.
+            Monitor = conmon ?? current.Monitor ?? ProcessIdentity.Gone,
         });
+        // The restore happened: its images are not needed again.
+        record.Restore?.DeleteImages();
         if (record.State != ContainerState.ContainerRunning) return record;
         events.Publish(ContainerEventType.ContainerStartedEvent, record.Id, record.PodId);
         logger.LogWarning("container {Id}: its start was interrupted by a daemon restart; the runtime runs it as pid {Pid}", record.Id, pid);
@@ -113,6 +126,37 @@ internal sealed class InterruptedStart(
                 startedAtNanos: record.StartingAtNanos);
         }
         return exits.Refresh(Started(record, record.Pid, conmon));
+    }
+
+    /// <summary>
+    /// For StopContainer and RemoveContainer (the container's lock held): settles the start, waiting up to
+    /// <paramref name="wait"/> for a restore still under way under a conmon that outlived the daemon. One still under
+    /// way then is abandoned rather than left to finish behind the caller: conmon and everything working on the bundle
+    /// (the runtime's restore, CRIU, the tasks it restored) are killed, what the runtime made of it is deleted, and the
+    /// exit is recorded with the reason.
+    /// </summary>
+    /// <returns>The container as stored now (as given, when it was removed meanwhile).</returns>
+    public async Task<ContainerRecord> SettleOrAbandonAsync(ContainerRecord record, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            var (settled, current) = await SettleAsync(record, cancellationToken);
+            if (settled || current.Restore is null || monitor.MonitorOf(paths.ContainerBundle(current.Id)) is null) return current;
+            if (waited.Elapsed >= wait) return await AbandonRestoreAsync(current, waited.Elapsed);
+            await Task.Delay(RestorePollInterval, cancellationToken);
+            record = current;
+        }
+    }
+
+    private async Task<ContainerRecord> AbandonRestoreAsync(ContainerRecord record, TimeSpan waited)
+    {
+        monitor.KillLaunch(paths.ContainerBundle(record.Id));
+        if (handlers.TryGet(record.RuntimeHandler, out var runtime)) await runtime.DeleteAsync(record.Id, CancellationToken.None);
+        logger.LogWarning("container {Id}: the restore a daemon restart left under way was still running after {Waited:0.0} s; conmon and the restore were killed",
+            record.Id, waited.TotalSeconds);
+        return exits.RecordExit(record, 255, "Error",
+            $"{Cut}; the restore it left running under conmon had not finished when the container was stopped ({waited.TotalSeconds:0.0} s later), so it was killed");
     }
 
     private ContainerRecord ResetRestore(ContainerRecord record, ContainerRestoreState restore)

@@ -13,6 +13,12 @@ public sealed record ProcessIdentity(int Pid, ulong StartTime, string BootId)
     /// <summary>This boot's id (/proc/sys/kernel/random/boot_id).</summary>
     public static string CurrentBootId => Boot.Value;
 
+    /// <summary>
+    /// A process known to have ended before its identity could be read (of no boot, so never alive): what is recorded
+    /// of a monitor that died while the daemon was down, so the container reads as unmonitored.
+    /// </summary>
+    public static ProcessIdentity Gone { get; } = new(0, 0, "");
+
     /// <summary>The identity of the live process <paramref name="pid"/>; null when there is none.</summary>
     public static ProcessIdentity? Of(int pid) =>
         pid > 0 && ProcessStat.Read(pid) is { IsRunning: true } stat ? new ProcessIdentity(pid, stat.StartTime, CurrentBootId) : null;

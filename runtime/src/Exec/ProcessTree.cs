@@ -3,6 +3,12 @@ namespace CriShim.Runtime.Exec;
 /// <summary>Processes and their descendants, read from /proc.</summary>
 public static class ProcessTree
 {
+    private const int SigKill = 9;
+    private const int SigStop = 19;
+
+    /// <summary>How much of a command line is read: the arguments looked for come early, and a process sets its own.</summary>
+    private const int CommandLineLimit = 64 * 1024;
+
     /// <summary>Every live process (pid to parent pid).</summary>
     public static Dictionary<int, int> ParentsByPid()
     {
@@ -40,9 +46,47 @@ public static class ProcessTree
         return tree;
     }
 
-    /// <summary>SIGKILLs the roots and every descendant, found before any dies so none escapes by re-parenting.</summary>
+    /// <summary>The processes one of whose arguments is exactly <paramref name="argument"/> (a path a tool was given).</summary>
+    public static List<int> Naming(string argument) =>
+        ParentsByPid().Keys.Where(pid => Arguments(pid).Contains(argument, StringComparer.Ordinal)).ToList();
+
+    private static string[] Arguments(int pid)
+    {
+        try
+        {
+            using var file = File.OpenRead($"/proc/{pid}/cmdline");
+            var buffer = new byte[CommandLineLimit];
+            int length = file.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+            return System.Text.Encoding.UTF8.GetString(buffer, 0, length).Split('\0');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return []; // Ended while we looked.
+        }
+    }
+
+    /// <summary>
+    /// SIGKILLs the roots and every descendant. Each is stopped first, and the tree looked at again until it stops
+    /// growing, so a process forked meanwhile (CRIU restoring tasks, a shell's next command) cannot escape by
+    /// re-parenting once its parent dies.
+    /// </summary>
     public static void Kill(IEnumerable<int> roots)
     {
-        foreach (int pid in WithDescendants(roots)) NativeInterop.Processes.Kill(pid, 9);
+        var stopped = new HashSet<int>();
+        try
+        {
+            for (var found = WithDescendants(roots); found.Except(stopped).ToList() is { Count: > 0 } fresh; found = WithDescendants(stopped))
+            {
+                foreach (int pid in fresh)
+                {
+                    NativeInterop.Processes.Kill(pid, SigStop);
+                    stopped.Add(pid);
+                }
+            }
+        }
+        finally
+        {
+            foreach (int pid in stopped) NativeInterop.Processes.Kill(pid, SigKill);
+        }
     }
 }

@@ -158,6 +158,9 @@ public sealed class Conmon(string path, string exitDir, string socketDir) : ICon
     /// <summary>The conmon of the container created from <paramref name="bundleDir"/>, while it runs; null once it is gone.</summary>
     public ProcessIdentity? MonitorOf(string bundleDir) => ConmonPid(bundleDir) is int pid ? ProcessIdentity.Of(pid) : null;
 
+    /// <summary>conmon (its -b), the runtime it runs (its --bundle) and what they started all name the bundle or descend from what does.</summary>
+    public void KillLaunch(string bundleDir) => ProcessTree.Kill(ProcessTree.Naming(bundleDir));
+
     /// <summary>
     /// Asks conmon to reopen the log and waits until the file is back, as CRI-O does: the kubelet
     /// rotates by renaming the log and expects the new file to exist when the call returns.

@@ -30,6 +30,13 @@ public interface IContainerMonitor
     /// <summary>Asks the monitor to reopen the container's log and waits until the file is back.</summary>
     Task ReopenLogAsync(string bundleDir, string logPath, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Kills the monitor of the container made from <paramref name="bundleDir"/> and every process working on that
+    /// bundle (the runtime's create or restore, CRIU, the tasks it restored), orphans of a monitor already gone
+    /// included: for a start that will not be finished.
+    /// </summary>
+    void KillLaunch(string bundleDir);
+
     /// <summary>Removes what the monitor leaves behind (exit record, attach sockets); safe to repeat.</summary>
     void Forget(string containerId);
 }

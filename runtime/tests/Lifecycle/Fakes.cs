@@ -121,6 +121,15 @@ public sealed class FakeMonitor(CallLog log, TimeProvider clock) : IContainerMon
 
     public Task ReopenLogAsync(string bundleDir, string logPath, CancellationToken cancellationToken) => throw new NotSupportedException();
 
+    /// <summary>Kills the stand-in conmon named for the bundle; the call is logged with the bundle's container id.</summary>
+    public void KillLaunch(string bundleDir)
+    {
+        log.Add($"monitor.kill-launch {Path.GetFileName(Path.GetDirectoryName(bundleDir))}");
+        ProcessIdentity? conmon;
+        lock (_monitors) conmon = _monitors.GetValueOrDefault(bundleDir);
+        if (conmon?.IsAlive() == true) NativeInterop.Processes.Kill(conmon.Pid, 9);
+    }
+
     public void Forget(string containerId)
     {
         log.Add($"monitor.forget {containerId}");

@@ -130,6 +130,84 @@ public sealed class InterruptedStartTests : IDisposable
     }
 
     [Fact]
+    public async Task ARestoredProcessWhoseConmonDiedRunsUnmonitoredAndStopRecordsConmonsDeath()
+    {
+        var (record, init, monitor) = CutShortStart("c1", restore: true);
+        monitor.Kill();
+
+        await SettleAsync(record);
+
+        var settled = Persisted("c1");
+        Assert.Equal((ContainerState.ContainerRunning, init.Pid), (settled.State, settled.Pid));
+        Assert.True(ContainerExitRecorder.IsUnmonitored(settled));
+        Assert.False(Directory.Exists(record.Restore!.ImagesDir));
+        // Its exit goes to no conmon: the stop records why it is unknown.
+        _services.Runtime.MonitorRecordsExits = false;
+        await _services.Containers.StopAsync("c1", 10, CancellationToken.None);
+        var stopped = Persisted("c1");
+        Assert.Equal((ContainerState.ContainerExited, 255), (stopped.State, stopped.ExitCode));
+        Assert.Contains("conmon died", stopped.Message);
+    }
+
+    [Fact]
+    public async Task ARestoreWhoseConmonDiedHasItsOrphansKilledBeforeItIsUndone()
+    {
+        var (record, _, _) = CutShortStart("c1", restore: true);
+        RuntimeReports(null);
+
+        await SettleAsync(record);
+
+        var calls = _services.Log.Calls.ToList();
+        Assert.True(calls.IndexOf("monitor.kill-launch c1") is >= 0 and var killed && killed < calls.IndexOf("runtime.delete c1"), string.Join(", ", calls));
+        Assert.True(Directory.Exists(record.Restore!.ImagesDir));
+    }
+
+    [Fact]
+    public async Task AStopDuringARestoreUnderWayWaitsForItToFinishThenStopsTheRestoredProcess()
+    {
+        var (record, init, monitor) = CutShortStart("c1", restore: true);
+        _services.Monitor.Monitor(_services.Paths.ContainerBundle("c1"), monitor.Identity);
+        int looks = 0;
+        // The restore finishes at the stop's third look.
+        _services.Runtime.State = _ => Task.FromResult(++looks < 3 ? null : new OciState(ProcessIdentity.Of(init.Pid) is null ? "stopped" : "running", init.Pid));
+
+        await _services.Containers.StopAsync("c1", 30, CancellationToken.None);
+
+        var stopped = Persisted("c1");
+        Assert.Equal((ContainerState.ContainerExited, 128 + Signals.Term, MarkedAt), (stopped.State, stopped.ExitCode, stopped.StartedAtNanos));
+        Assert.DoesNotContain("monitor.kill-launch c1", _services.Log.Calls);
+        Assert.Null(ProcessIdentity.Of(init.Pid));
+        Assert.False(Directory.Exists(record.Restore!.ImagesDir));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task AStopOrRemoveDuringARestoreThatDoesNotFinishInTimeKillsConmonAndTheRestore(bool remove)
+    {
+        var (record, _, monitor) = CutShortStart("c1", restore: true);
+        _services.Monitor.Monitor(_services.Paths.ContainerBundle("c1"), monitor.Identity);
+        RuntimeReports(null);
+
+        if (remove) await _services.Containers.RemoveAsync("c1", CancellationToken.None);
+        else await _services.Containers.StopAsync("c1", 0, CancellationToken.None);
+
+        Assert.Null(ProcessIdentity.Of(monitor.Pid));
+        var calls = _services.Log.Calls.ToList();
+        Assert.True(calls.IndexOf("monitor.kill-launch c1") is >= 0 and var killed && killed < calls.IndexOf("runtime.delete c1"), string.Join(", ", calls));
+        if (remove)
+        {
+            Assert.Null(_services.ContainerRecords.Get("c1"));
+            return;
+        }
+        var stopped = Persisted("c1");
+        Assert.Equal((ContainerState.ContainerExited, 255, 0L), (stopped.State, stopped.ExitCode, stopped.StartingAtNanos));
+        Assert.Contains("had not finished when the container was stopped", stopped.Message);
+        // Kept: the restore did not happen.
+        Assert.True(Directory.Exists(record.Restore!.ImagesDir));
+    }
+
+    [Fact]
     public async Task ARestoreWhoseConmonDiedAndWhoseImagesAreGoneIsExitedWithTheReason()
     {
         var (record, _, _) = CutShortStart("c1", restore: true);
