@@ -115,7 +115,7 @@ public class RestoreTests(RegistryFixture registry)
         // A checkpoint of the restored container says so, as checkpointctl reads it.
         string again = Path.Combine(dir, "again.tar");
         await daemon.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = id, Location = again, Timeout = 120 });
-        Assert.True(ReadConfigDump(again).GetProperty("restored").GetBoolean());
+        Assert.True(ReadJsonEntry(again, "config.dump").GetProperty("restored").GetBoolean());
 
         // From here it is a container like any other.
         await daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 });
@@ -324,17 +324,58 @@ public class RestoreTests(RegistryFixture registry)
         Directory.Delete(dir, true);
     }
 
+    /// <summary>
+    /// A connection over the pod's loopback, checkpointed by CheckpointPod with tcp_established on a daemon whose
+    /// configuration leaves it off: the restore passes the dump's option (CRIU refuses the connection without it),
+    /// so the connection comes back and keeps flowing.
+    /// </summary>
+    [Fact]
+    public async Task ARestoreRepeatsTheDumpsTcpEstablishedNotTheDaemonsConfiguration()
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        await daemon.PullAsync(Busybox);
+        var firstPod = Cri.Pod("restore-options-from");
+        string firstPodId = await daemon.RunPodAsync(firstPod);
+        var talker = Cri.Container("talker", Busybox, "sh", "-c",
+            "sleep 3600 | nc -l -p 9000 > /tmp/received & sleep 0.5; i=0; while true; do i=$((i+1)); echo \"line $i\"; sleep 0.2; done | nc 127.0.0.1 9000");
+        string original = await daemon.StartContainerAsync(firstPodId, firstPod, talker);
+        await Cri.WaitUntilAsync(async () => (await daemon.ShAsync(original, "netstat -tn")).Contains("127.0.0.1:9000"), TimeSpan.FromSeconds(30),
+            "the connection over the pod's loopback");
+        string dir = ArchiveDir();
+        var checkpoint = new CheckpointPodRequest { PodSandboxId = firstPodId, OutputPath = dir, Options = { ["tcp_established"] = "true" } };
+        checkpoint.ContainerIds.Add(original);
+        await daemon.Runtime.CheckpointPodAsync(checkpoint, deadline: DateTime.UtcNow.AddSeconds(120));
+        Assert.True(ReadJsonEntry(Path.Combine(dir, "talker.tar"), "crishim.criu-options.json").GetProperty("tcpEstablished").GetBoolean());
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = firstPodId });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = firstPodId });
+
+        var restore = new RestorePodRequest { CheckpointPath = dir, Config = Cri.Pod("restore-options-into") };
+        restore.ContainerConfigs.Add(talker);
+        var restored = await daemon.Runtime.RestorePodAsync(restore, deadline: DateTime.UtcNow.AddSeconds(120));
+        string id = restored.RestoredContainers.Single().ContainerId;
+        await daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+
+        async Task<int> ReceivedAsync() => int.Parse((await daemon.ShAsync(id, "wc -l < /tmp/received")).Trim());
+        int atRestore = await ReceivedAsync();
+        await Cri.WaitUntilAsync(async () => await ReceivedAsync() >= atRestore + 5, TimeSpan.FromSeconds(30), "lines over the restored connection");
+        Console.WriteLine($"{atRestore} lines received before the checkpoint, {await ReceivedAsync()} now");
+        Assert.Contains("127.0.0.1:9000", await daemon.ShAsync(id, "netstat -tn"));
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = restored.PodSandboxId });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = restored.PodSandboxId });
+        Directory.Delete(dir, true);
+    }
+
     private static async Task<string> PodIpAsync(Daemon daemon, string podId) =>
         (await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = podId })).Status.Network.Ip;
 
-    private static JsonElement ReadConfigDump(string archive)
+    private static JsonElement ReadJsonEntry(string archive, string name)
     {
         using var stream = File.OpenRead(archive);
         using var tar = new TarReader(stream);
         while (tar.GetNextEntry(copyData: true) is { } entry)
         {
-            if (entry.Name == "config.dump") return JsonDocument.Parse(entry.DataStream!).RootElement.Clone();
+            if (entry.Name == name) return JsonDocument.Parse(entry.DataStream!).RootElement.Clone();
         }
-        throw new InvalidDataException($"{archive} has no config.dump");
+        throw new InvalidDataException($"{archive} has no {name}");
     }
 }

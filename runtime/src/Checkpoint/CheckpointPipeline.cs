@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
@@ -38,9 +39,17 @@ public sealed record CheckpointJob(string Subject, IReadOnlyList<CheckpointTarge
     public Action? Undo { get; init; }
 }
 
-/// <summary>The CRIU dump options that a request may set (the configuration gives the defaults).</summary>
-public sealed record CriuDumpOptions(bool TcpEstablished, bool ExtUnixSk)
+/// <summary>
+/// The CRIU dump options that a request may set (the configuration gives the defaults). A restore must pass
+/// the same ones, so CriShim's archives carry them in <see cref="FileName"/>, which other runtimes' readers ignore.
+/// </summary>
+public sealed record CriuDumpOptions(
+    [property: JsonPropertyName("tcpEstablished")] bool TcpEstablished,
+    [property: JsonPropertyName("extUnixSk")] bool ExtUnixSk)
 {
+    /// <summary>CriShim's own entry of a checkpoint archive: neither CRI-O nor containerd defines a place for these options.</summary>
+    public const string FileName = "crishim.criu-options.json";
+
     public static CriuDumpOptions From(CheckpointConfig config) => new(config.TcpEstablished, config.ExtUnixSk);
 
     public IEnumerable<string> Arguments()
@@ -230,7 +239,7 @@ public sealed class CheckpointPipeline(
             {
                 phase.Enter($"writing the archive of container {capture.Record.Id}");
                 using var archive = CheckpointArchive.Create(capture.Location, capture.TempArchive);
-                using (PhaseLog.Time("checkpoint archive write", capture.Record.Id)) WriteArchive(archive, capture, ContainerStatusMapper.Status(capture.Record), token);
+                using (PhaseLog.Time("checkpoint archive write", capture.Record.Id)) WriteArchive(archive, capture, options, ContainerStatusMapper.Status(capture.Record), token);
                 phase.Enter($"syncing the archive of container {capture.Record.Id} to disk");
                 token.ThrowIfCancellationRequested();
                 long bytes;
@@ -418,7 +427,7 @@ public sealed class CheckpointPipeline(
     private static List<string> MountDestinations(JsonObject spec) =>
         spec["mounts"]?.AsArray().Select(m => m?["destination"]?.GetValue<string>() ?? "").Where(d => d.Length > 0).ToList() ?? [];
 
-    private static void WriteArchive(CheckpointArchive archive, Capture capture, ContainerStatus status, CancellationToken token)
+    private static void WriteArchive(CheckpointArchive archive, Capture capture, CriuDumpOptions options, ContainerStatus status, CancellationToken token)
     {
         var record = capture.Record;
         archive.AddTree(capture.ImagesDir, "checkpoint", token);
@@ -429,6 +438,7 @@ public sealed class CheckpointPipeline(
         archive.AddBytes("spec.dump", System.Text.Encoding.UTF8.GetBytes(capture.Spec.ToJsonString()));
         archive.AddBytes("bind.mounts", JsonSerializer.SerializeToUtf8Bytes(BindMounts(capture.Spec), CheckpointJson.Default.ListBindMountDump));
         archive.AddBytes(ContainerdStatusDump.FileName, ContainerdStatusDump.Of(status));
+        archive.AddBytes(CriuDumpOptions.FileName, JsonSerializer.SerializeToUtf8Bytes(options, CheckpointJson.Default.CriuDumpOptions));
         foreach (string name in new[] { "stats-dump", "dump.log", RootfsDiff.TarName, RootfsDiff.DeletedName })
         {
             string path = Path.Combine(capture.WorkDir, name);

@@ -60,7 +60,9 @@ public sealed record ContainerRecord : IRecord
 }
 
 /// <summary>Where a restored container came from and where its CRIU images are; <see cref="RestoredAtNanos"/> once StartContainer restored it.</summary>
-public sealed record ContainerRestoreState(string Archive, string ImagesDir, string CheckpointedContainerId, long RestoredAtNanos = 0);
+/// <param name="DumpOptions">The CRIU options of the dump, which the restore repeats (null in records written before they were kept).</param>
+public sealed record ContainerRestoreState(string Archive, string ImagesDir, string CheckpointedContainerId, long RestoredAtNanos = 0,
+    Checkpoint.CriuDumpOptions? DumpOptions = null);
 
 /// <summary>ContainerStatus.user: uid, gid and every group the process holds (the gid included, as `id -G`).</summary>
 public sealed record ContainerIdentity(long Uid, long Gid, long[] SupplementalGroups);

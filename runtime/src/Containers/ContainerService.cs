@@ -221,7 +221,8 @@ public sealed class ContainerService(
             pid = await monitor.CreateAsync(Launch(record, runtime) with
             {
                 RestoreImagesDir = restore.ImagesDir,
-                RuntimeOptions = ["--file-locks", .. CriuDumpOptions.From(checkpointConfig).Arguments()],
+                // The dump's options, never the daemon's current configuration: CRIU restores only what they dumped.
+                RuntimeOptions = ["--file-locks", .. (restore.DumpOptions ?? CheckpointedConnections.InferDumpOptions(CheckpointedConnections.Read(restore.ImagesDir))).Arguments()],
             }, CancellationToken.None);
         }
         catch (Exception e) when (e is ContainerCreateException or ExternalCommandException or TimeoutException)

@@ -53,7 +53,9 @@ public sealed class ContainerRestore(
             ExtractedCheckpoint checkpoint;
             using (PhaseLog.Time("restore extract archive", archivePath)) checkpoint = CheckpointArchiveIntake.Extract(archivePath, workDir, cancellationToken);
             CriuImageCompatibility.Check(checkpoint.ImagesDir, archivePath);
-            if (pods.Resolve(podId) is { } pod) CheckpointedConnections.RequireAddresses(CheckpointedConnections.Read(checkpoint.ImagesDir), pod.Ips, archivePath);
+            var connections = CheckpointedConnections.Read(checkpoint.ImagesDir);
+            if (pods.Resolve(podId) is { } pod) CheckpointedConnections.RequireAddresses(connections, pod.Ips, archivePath);
+            var dumpOptions = checkpoint.DumpOptions ?? CheckpointedConnections.InferDumpOptions(connections);
             var (image, imageName) = await EnsureImageAsync(checkpoint, archivePath, cancellationToken);
             RequireBindMounts(checkpoint, request, image, archivePath);
             var config = RestoredConfig(request, checkpoint, imageName, archivePath);
@@ -61,7 +63,7 @@ public sealed class ContainerRestore(
             string id;
             try
             {
-                id = await containers.CreateAsync(podId, config, new RestoreSource(checkpoint, restoredFrom ?? archivePath, image), cancellationToken);
+                id = await containers.CreateAsync(podId, config, new RestoreSource(checkpoint, restoredFrom ?? archivePath, image, dumpOptions), cancellationToken);
             }
             catch
             {
