@@ -149,6 +149,11 @@ public class RestoreTests(RegistryFixture registry)
         ["process"] = new Dictionary<string, object> { ["args"] = new[] { "sleep", "3600" }, ["env"] = new[] { "PATH=/bin" }, ["cwd"] = "/" },
         ["mounts"] = bindDestinations.Select(d => new Dictionary<string, object> { ["destination"] = d, ["type"] = "bind", ["source"] = "/nowhere", ["options"] = new[] { "rbind" } })
             .Append(new Dictionary<string, object> { ["destination"] = "/proc", ["type"] = "proc", ["source"] = "proc" }).ToArray(),
+        // As a container of a pod's network dumps it (a restore checks the network and pid modes).
+        ["linux"] = new Dictionary<string, object>
+        {
+            ["namespaces"] = new[] { new Dictionary<string, string> { ["type"] = "network", ["path"] = "/var/run/netns/checkpointed" }, new() { ["type"] = "pid" } },
+        },
     });
 
     /// <summary>The parts every checkpoint has: CRIU's image dir (empty here: CRIU would find nothing to restore) and both dumps.</summary>
@@ -362,6 +367,41 @@ public class RestoreTests(RegistryFixture registry)
         Assert.Contains("127.0.0.1:9000", await daemon.ShAsync(id, "netstat -tn"));
         await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = restored.PodSandboxId });
         await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = restored.PodSandboxId });
+        Directory.Delete(dir, true);
+    }
+
+    /// <summary>
+    /// A checkpoint of a container in the pod's network restored into a host-network pod: refused at CreateContainer,
+    /// before anything is created, instead of CRIU's "Unable to find an external netns" at StartContainer.
+    /// </summary>
+    [Fact]
+    public async Task APodNetworkCheckpointIntoAHostNetworkPodIsAFailedPreconditionBeforeAnythingIsCreated()
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        await daemon.PullAsync(Busybox);
+        var firstPod = Cri.Pod("restore-netns-from");
+        string firstPodId = await daemon.RunPodAsync(firstPod);
+        string original = await daemon.StartContainerAsync(firstPodId, firstPod, Cri.Container("sleeper", Busybox, "sleep", "3600"));
+        string dir = ArchiveDir();
+        string location = Path.Combine(dir, "sleeper.tar");
+        await daemon.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = original, Location = location, Timeout = 120 });
+
+        var hostPod = Cri.Pod("restore-netns-into-host");
+        hostPod.Linux.SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Node } };
+        string hostPodId = await daemon.RunPodAsync(hostPod);
+        var e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = hostPodId, Config = Cri.Container("sleeper", location, "sh"), SandboxConfig = hostPod,
+        }).ResponseAsync);
+        Console.WriteLine($"restore into a host-network pod: {e.StatusCode} {e.Status.Detail}");
+        Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+        Assert.Contains("a network namespace of its pod or own", e.Status.Detail);
+        Assert.Contains("the host's network namespace (NODE)", e.Status.Detail);
+        Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = hostPodId } })).Containers);
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(daemon.Dirs.Root, "checkpoints")));
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = hostPodId });
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = firstPodId });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = firstPodId });
         Directory.Delete(dir, true);
     }
 

@@ -54,7 +54,11 @@ public sealed class ContainerRestore(
             using (PhaseLog.Time("restore extract archive", archivePath)) checkpoint = CheckpointArchiveIntake.Extract(archivePath, workDir, cancellationToken);
             CriuImageCompatibility.Check(checkpoint.ImagesDir, archivePath);
             var connections = CheckpointedConnections.Read(checkpoint.ImagesDir);
-            if (pods.Resolve(podId) is { } pod) CheckpointedConnections.RequireAddresses(connections, pod.Ips, archivePath);
+            if (pods.Resolve(podId) is { } pod)
+            {
+                CheckpointedNamespaces.Require(checkpoint.Spec, pod.ConfigMessage, request, archivePath);
+                CheckpointedConnections.RequireAddresses(connections, pod.Ips, archivePath);
+            }
             var dumpOptions = checkpoint.DumpOptions ?? CheckpointedConnections.InferDumpOptions(connections);
             var (image, imageName) = await EnsureImageAsync(checkpoint, archivePath, cancellationToken);
             RequireBindMounts(checkpoint, request, image, archivePath);
