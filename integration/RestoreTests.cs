@@ -241,6 +241,32 @@ public class RestoreTests(RegistryFixture registry)
         Directory.Delete(dir, true);
     }
 
+    /// <summary>The target pod is checked before the archive is read: an archive that is no tar does not decide the answer.</summary>
+    [Fact]
+    public async Task AnUnknownOrStoppedPodIsRefusedBeforeTheArchiveIsRead()
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        string dir = ArchiveDir();
+        string notATar = Path.Combine(dir, "not.tar");
+        File.WriteAllText(notATar, "not a tar");
+        var pod = Cri.Pod("restore-into-stopped");
+        string podId = await daemon.RunPodAsync(pod);
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
+
+        foreach (var (target, expected) in new[] { ("0123456789abcdef", StatusCode.NotFound), (podId, StatusCode.FailedPrecondition) })
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+            {
+                PodSandboxId = target, Config = Cri.Container("counter", notATar, "sh"), SandboxConfig = pod,
+            }).ResponseAsync);
+            Console.WriteLine($"restore into {target}: {e.StatusCode} {e.Status.Detail}");
+            Assert.Equal(expected, e.StatusCode);
+            Assert.Contains("pod sandbox", e.Status.Detail);
+        }
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+        Directory.Delete(dir, true);
+    }
+
     [Fact]
     public async Task AMissingBindMountIsAFailedPreconditionAndACriuFailureRemovesTheContainer()
     {

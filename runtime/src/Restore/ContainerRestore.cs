@@ -3,7 +3,6 @@ using System.Text.Json.Nodes;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Diagnostics;
 using CriShim.Runtime.Images;
-using CriShim.Runtime.Pods;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -21,7 +20,6 @@ public sealed class ContainerRestore(
     ContainerService containers,
     IImageLookup images,
     ImagePuller puller,
-    RecordStore<PodSandboxRecord> pods,
     ILogger<ContainerRestore> logger)
 {
     /// <summary>
@@ -46,6 +44,8 @@ public sealed class ContainerRestore(
         string? restoredFrom = null)
     {
         var clock = Stopwatch.StartNew();
+        // Before the archive is read: a wrong pod needs no extraction to be refused.
+        var pod = containers.RequireReadyPod(podId);
         // Under the checkpoint work dirs: one a crash leaves behind is removed at the next start (it has no in-flight marker).
         string workDir = Path.Combine(paths.Checkpoints, $"restore-{Guid.NewGuid():N}");
         try
@@ -54,11 +54,8 @@ public sealed class ContainerRestore(
             using (PhaseLog.Time("restore extract archive", archivePath)) checkpoint = CheckpointArchiveIntake.Extract(archivePath, workDir, cancellationToken);
             CriuImageCompatibility.Check(checkpoint.ImagesDir, archivePath);
             var connections = CheckpointedConnections.Read(checkpoint.ImagesDir);
-            if (pods.Resolve(podId) is { } pod)
-            {
-                CheckpointedNamespaces.Require(checkpoint.Spec, pod.ConfigMessage, request, archivePath);
-                CheckpointedConnections.RequireAddresses(connections, pod.Ips, archivePath);
-            }
+            CheckpointedNamespaces.Require(checkpoint.Spec, pod.ConfigMessage, request, archivePath);
+            CheckpointedConnections.RequireAddresses(connections, pod.Ips, archivePath);
             var dumpOptions = checkpoint.DumpOptions ?? CheckpointedConnections.InferDumpOptions(connections);
             var (image, imageName) = await EnsureImageAsync(checkpoint, archivePath, cancellationToken);
             RequireBindMounts(checkpoint, request, image, archivePath);
