@@ -449,16 +449,15 @@ public sealed class CheckpointPipeline(
     }
 
     /// <summary>The container's bind mounts minus the ones every container gets.</summary>
-    private static List<BindMountDump> BindMounts(JsonObject spec)
+    internal static List<BindMountDump> BindMounts(JsonObject spec)
     {
-        string[] implicitDestinations = ["/dev", "/dev/shm", "/proc", "/run", "/sys", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
         var result = new List<BindMountDump>();
         foreach (var mount in spec["mounts"]?.AsArray() ?? [])
         {
             if (mount?["type"]?.GetValue<string>() != "bind") continue;
             string destination = mount["destination"]!.GetValue<string>();
             string source = mount["source"]!.GetValue<string>();
-            if (implicitDestinations.Contains(destination) || !Path.Exists(source)) continue;
+            if (SpecDefaults.SystemMountDestinations.Contains(destination) || !Path.Exists(source)) continue;
             bool isDirectory = Directory.Exists(source);
             result.Add(new BindMountDump(source, destination, isDirectory ? "directory" : "file", (int)File.GetUnixFileMode(source)));
         }

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Diagnostics;
 using CriShim.Runtime.Images;
+using CriShim.Runtime.Oci;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -22,16 +23,6 @@ public sealed class ContainerRestore(
     ImagePuller puller,
     ILogger<ContainerRestore> logger)
 {
-    /// <summary>
-    /// Mounts every container gets from the runtime or the kubelet's pod files, which a request need not
-    /// repeat (CRI-O ignores the same ones).
-    /// </summary>
-    private static readonly HashSet<string> SystemMounts =
-    [
-        "/proc", "/dev", "/dev/pts", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/dev/shm", "/etc/resolv.conf", "/etc/hostname",
-        "/etc/hosts", "/etc/passwd", "/etc/group", "/run/secrets", "/run/.containerenv", "/dev/termination-log",
-    ];
-
     /// <summary>Whether CreateContainer's image names a checkpoint archive on the host: as CRI-O, an absolute path (no image reference starts with "/").</summary>
     public static bool NamesArchive(string image) => image.StartsWith('/');
 
@@ -101,7 +92,7 @@ public sealed class ContainerRestore(
     }
 
     /// <summary>CRIU recreates the dump's mounts: each bind mount must come from the request (its source may differ), else FAILED_PRECONDITION.</summary>
-    private static void RequireBindMounts(ExtractedCheckpoint checkpoint, ContainerConfig request, StoredImage image, string archivePath)
+    internal static void RequireBindMounts(ExtractedCheckpoint checkpoint, ContainerConfig request, StoredImage image, string archivePath)
     {
         var provided = new HashSet<string>(request.Mounts.Select(m => Clean(m.ContainerPath)).Concat(image.Config.Volumes.Select(Clean)), StringComparer.Ordinal);
         var missing = new List<string>();
@@ -109,7 +100,7 @@ public sealed class ContainerRestore(
         {
             if (mount is not JsonObject m || Text(m["type"]) != "bind") continue;
             string destination = Clean(Text(m["destination"]) ?? "");
-            if (destination.Length > 0 && !SystemMounts.Contains(destination) && !provided.Contains(destination)) missing.Add(destination);
+            if (destination.Length > 0 && !SpecDefaults.SystemMountDestinations.Contains(destination) && !provided.Contains(destination)) missing.Add(destination);
         }
         if (missing.Count > 0)
         {
