@@ -61,6 +61,7 @@ public sealed class ContainerService(
         pod = RequireReadyPod(pod.Id);
         var image = restore?.Image ?? images.Find(containerConfig.Image.Image)
             ?? throw new NotFoundException($"image \"{containerConfig.Image.Image}\" not found: pull it first");
+        CheckpointImages.RequireRootfsImage(image, $"image \"{containerConfig.Image.Image}\"");
         var volumeImages = new Dictionary<Mount, StoredImage>();
         foreach (var mount in containerConfig.Mounts.Where(ImageVolumes.IsImageVolume)) volumeImages[mount] = imageVolumes.ImageOf(mount);
         if (!handlers.TryGet(pod.RuntimeHandler, out var runtime))
