@@ -117,7 +117,7 @@ public class RestoreTests(RegistryFixture registry)
         // A checkpoint of the restored container says so, as checkpointctl reads it.
         string again = Path.Combine(dir, "again.tar");
         await daemon.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = id, Location = again, Timeout = 120 });
-        Assert.True(ReadConfigDump(again).GetProperty("restored").GetBoolean());
+        Assert.True(ReadJsonEntry(again, "config.dump").GetProperty("restored").GetBoolean());
 
         // From here it is a container like any other.
         await daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 1 });
@@ -151,6 +151,11 @@ public class RestoreTests(RegistryFixture registry)
         ["process"] = new Dictionary<string, object> { ["args"] = new[] { "sleep", "3600" }, ["env"] = new[] { "PATH=/bin" }, ["cwd"] = "/" },
         ["mounts"] = bindDestinations.Select(d => new Dictionary<string, object> { ["destination"] = d, ["type"] = "bind", ["source"] = "/nowhere", ["options"] = new[] { "rbind" } })
             .Append(new Dictionary<string, object> { ["destination"] = "/proc", ["type"] = "proc", ["source"] = "proc" }).ToArray(),
+        // As a container of a pod's network dumps it (a restore checks the network and pid modes).
+        ["linux"] = new Dictionary<string, object>
+        {
+            ["namespaces"] = new[] { new Dictionary<string, string> { ["type"] = "network", ["path"] = "/var/run/netns/checkpointed" }, new() { ["type"] = "pid" } },
+        },
     });
 
     /// <summary>The parts every checkpoint has: CRIU's image dir (empty here: CRIU would find nothing to restore) and both dumps.</summary>
@@ -234,6 +239,32 @@ public class RestoreTests(RegistryFixture registry)
         Assert.Empty(Directory.GetFiles(daemon.Dirs.Base, escaped, SearchOption.AllDirectories));
         Assert.Empty(Directory.GetFiles(dir, escaped, SearchOption.AllDirectories));
         Assert.False(File.Exists(Path.Combine("/tmp", escaped)));
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+        Directory.Delete(dir, true);
+    }
+
+    /// <summary>The target pod is checked before the archive is read: an archive that is no tar does not decide the answer.</summary>
+    [Fact]
+    public async Task AnUnknownOrStoppedPodIsRefusedBeforeTheArchiveIsRead()
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        string dir = ArchiveDir();
+        string notATar = Path.Combine(dir, "not.tar");
+        File.WriteAllText(notATar, "not a tar");
+        var pod = Cri.Pod("restore-into-stopped");
+        string podId = await daemon.RunPodAsync(pod);
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
+
+        foreach (var (target, expected) in new[] { ("0123456789abcdef", StatusCode.NotFound), (podId, StatusCode.FailedPrecondition) })
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+            {
+                PodSandboxId = target, Config = Cri.Container("counter", notATar, "sh"), SandboxConfig = pod,
+            }).ResponseAsync);
+            Console.WriteLine($"restore into {target}: {e.StatusCode} {e.Status.Detail}");
+            Assert.Equal(expected, e.StatusCode);
+            Assert.Contains("pod sandbox", e.Status.Detail);
+        }
         await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
         Directory.Delete(dir, true);
     }
@@ -326,17 +357,93 @@ public class RestoreTests(RegistryFixture registry)
         Directory.Delete(dir, true);
     }
 
+    /// <summary>
+    /// A connection over the pod's loopback, checkpointed by CheckpointPod with tcp_established on a daemon whose
+    /// configuration leaves it off: the restore passes the dump's option (CRIU refuses the connection without it),
+    /// so the connection comes back and keeps flowing.
+    /// </summary>
+    [Fact]
+    public async Task ARestoreRepeatsTheDumpsTcpEstablishedNotTheDaemonsConfiguration()
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        await daemon.PullAsync(Busybox);
+        var firstPod = Cri.Pod("restore-options-from");
+        string firstPodId = await daemon.RunPodAsync(firstPod);
+        var talker = Cri.Container("talker", Busybox, "sh", "-c",
+            "sleep 3600 | nc -l -p 9000 > /tmp/received & sleep 0.5; i=0; while true; do i=$((i+1)); echo \"line $i\"; sleep 0.2; done | nc 127.0.0.1 9000");
+        string original = await daemon.StartContainerAsync(firstPodId, firstPod, talker);
+        await Cri.WaitUntilAsync(async () => (await daemon.ShAsync(original, "netstat -tn")).Contains("127.0.0.1:9000"), TimeSpan.FromSeconds(30),
+            "the connection over the pod's loopback");
+        string dir = ArchiveDir();
+        var checkpoint = new CheckpointPodRequest { PodSandboxId = firstPodId, OutputPath = dir, Options = { ["tcp_established"] = "true" } };
+        checkpoint.ContainerIds.Add(original);
+        await daemon.Runtime.CheckpointPodAsync(checkpoint, deadline: DateTime.UtcNow.AddSeconds(120));
+        Assert.True(ReadJsonEntry(Path.Combine(dir, "talker.tar"), "crishim.criu-options.json").GetProperty("tcpEstablished").GetBoolean());
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = firstPodId });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = firstPodId });
+
+        var restore = new RestorePodRequest { CheckpointPath = dir, Config = Cri.Pod("restore-options-into") };
+        restore.ContainerConfigs.Add(talker);
+        var restored = await daemon.Runtime.RestorePodAsync(restore, deadline: DateTime.UtcNow.AddSeconds(120));
+        string id = restored.RestoredContainers.Single().ContainerId;
+        await daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+
+        async Task<int> ReceivedAsync() => int.Parse((await daemon.ShAsync(id, "wc -l < /tmp/received")).Trim());
+        int atRestore = await ReceivedAsync();
+        await Cri.WaitUntilAsync(async () => await ReceivedAsync() >= atRestore + 5, TimeSpan.FromSeconds(30), "lines over the restored connection");
+        Console.WriteLine($"{atRestore} lines received before the checkpoint, {await ReceivedAsync()} now");
+        Assert.Contains("127.0.0.1:9000", await daemon.ShAsync(id, "netstat -tn"));
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = restored.PodSandboxId });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = restored.PodSandboxId });
+        Directory.Delete(dir, true);
+    }
+
+    /// <summary>
+    /// A checkpoint of a container in the pod's network restored into a host-network pod: refused at CreateContainer,
+    /// before anything is created, instead of CRIU's "Unable to find an external netns" at StartContainer.
+    /// </summary>
+    [Fact]
+    public async Task APodNetworkCheckpointIntoAHostNetworkPodIsAFailedPreconditionBeforeAnythingIsCreated()
+    {
+        await using var daemon = await Daemon.StartAsync(configToml: Config);
+        await daemon.PullAsync(Busybox);
+        var firstPod = Cri.Pod("restore-netns-from");
+        string firstPodId = await daemon.RunPodAsync(firstPod);
+        string original = await daemon.StartContainerAsync(firstPodId, firstPod, Cri.Container("sleeper", Busybox, "sleep", "3600"));
+        string dir = ArchiveDir();
+        string location = Path.Combine(dir, "sleeper.tar");
+        await daemon.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = original, Location = location, Timeout = 120 });
+
+        var hostPod = Cri.Pod("restore-netns-into-host");
+        hostPod.Linux.SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Node } };
+        string hostPodId = await daemon.RunPodAsync(hostPod);
+        var e = await Assert.ThrowsAsync<RpcException>(() => daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+        {
+            PodSandboxId = hostPodId, Config = Cri.Container("sleeper", location, "sh"), SandboxConfig = hostPod,
+        }).ResponseAsync);
+        Console.WriteLine($"restore into a host-network pod: {e.StatusCode} {e.Status.Detail}");
+        Assert.Equal(StatusCode.FailedPrecondition, e.StatusCode);
+        Assert.Contains("a network namespace of its pod or own", e.Status.Detail);
+        Assert.Contains("the host's network namespace (NODE)", e.Status.Detail);
+        Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = hostPodId } })).Containers);
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(daemon.Dirs.Root, "checkpoints")));
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = hostPodId });
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = firstPodId });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = firstPodId });
+        Directory.Delete(dir, true);
+    }
+
     private static async Task<string> PodIpAsync(Daemon daemon, string podId) =>
         (await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = podId })).Status.Network.Ip;
 
-    private static JsonElement ReadConfigDump(string archive)
+    private static JsonElement ReadJsonEntry(string archive, string name)
     {
         using var stream = File.OpenRead(archive);
         using var tar = new TarReader(stream);
         while (tar.GetNextEntry(copyData: true) is { } entry)
         {
-            if (entry.Name == "config.dump") return JsonDocument.Parse(entry.DataStream!).RootElement.Clone();
+            if (entry.Name == name) return JsonDocument.Parse(entry.DataStream!).RootElement.Clone();
         }
-        throw new InvalidDataException($"{archive} has no config.dump");
+        throw new InvalidDataException($"{archive} has no {name}");
     }
 }

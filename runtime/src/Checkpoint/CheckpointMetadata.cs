@@ -59,4 +59,5 @@ public sealed record PodCheckpointContainer(
 [JsonSerializable(typeof(List<string>))]
 [JsonSerializable(typeof(CheckpointInFlight))]
 [JsonSerializable(typeof(PodCheckpointManifest))]
+[JsonSerializable(typeof(CriuDumpOptions))]
 internal sealed partial class CheckpointJson : JsonSerializerContext;

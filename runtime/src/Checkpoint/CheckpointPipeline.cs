@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using CriShim.NativeInterop;
 using CriShim.Runtime.Config;
 using CriShim.Runtime.Containers;
@@ -39,9 +40,17 @@ public sealed record CheckpointJob(string Subject, IReadOnlyList<CheckpointTarge
     public Action? Undo { get; init; }
 }
 
-/// <summary>The CRIU dump options that a request may set (the configuration gives the defaults).</summary>
-public sealed record CriuDumpOptions(bool TcpEstablished, bool ExtUnixSk)
+/// <summary>
+/// The CRIU dump options that a request may set (the configuration gives the defaults). A restore must pass
+/// the same ones, so CriShim's archives carry them in <see cref="FileName"/>, which other runtimes' readers ignore.
+/// </summary>
+public sealed record CriuDumpOptions(
+    [property: JsonPropertyName("tcpEstablished")] bool TcpEstablished,
+    [property: JsonPropertyName("extUnixSk")] bool ExtUnixSk)
 {
+    /// <summary>CriShim's own entry of a checkpoint archive: neither CRI-O nor containerd defines a place for these options.</summary>
+    public const string FileName = "crishim.criu-options.json";
+
     public static CriuDumpOptions From(CheckpointConfig config) => new(config.TcpEstablished, config.ExtUnixSk);
 
     public IEnumerable<string> Arguments()
@@ -231,7 +240,7 @@ public sealed class CheckpointPipeline(
             {
                 phase.Enter($"writing the archive of container {capture.Record.Id}");
                 using var archive = CheckpointArchive.Create(capture.Location, capture.TempArchive);
-                using (PhaseLog.Time("checkpoint archive write", capture.Record.Id)) WriteArchive(archive, capture, ContainerStatusMapper.Status(capture.Record), token);
+                using (PhaseLog.Time("checkpoint archive write", capture.Record.Id)) WriteArchive(archive, capture, options, ContainerStatusMapper.Status(capture.Record), token);
                 phase.Enter($"syncing the archive of container {capture.Record.Id} to disk");
                 token.ThrowIfCancellationRequested();
                 long bytes;
@@ -418,7 +427,7 @@ public sealed class CheckpointPipeline(
     private static List<string> MountDestinations(JsonObject spec) =>
         spec["mounts"]?.AsArray().Select(m => m?["destination"]?.GetValue<string>() ?? "").Where(d => d.Length > 0).ToList() ?? [];
 
-    private static void WriteArchive(CheckpointArchive archive, Capture capture, ContainerStatus status, CancellationToken token)
+    private static void WriteArchive(CheckpointArchive archive, Capture capture, CriuDumpOptions options, ContainerStatus status, CancellationToken token)
     {
         var record = capture.Record;
         archive.AddTree(capture.ImagesDir, "checkpoint", token);
@@ -429,6 +438,7 @@ public sealed class CheckpointPipeline(
         archive.AddBytes("spec.dump", System.Text.Encoding.UTF8.GetBytes(capture.Spec.ToJsonString()));
         archive.AddBytes("bind.mounts", JsonSerializer.SerializeToUtf8Bytes(BindMounts(capture.Spec), CheckpointJson.Default.ListBindMountDump));
         archive.AddBytes(ContainerdStatusDump.FileName, ContainerdStatusDump.Of(status));
+        archive.AddBytes(CriuDumpOptions.FileName, JsonSerializer.SerializeToUtf8Bytes(options, CheckpointJson.Default.CriuDumpOptions));
         foreach (string name in new[] { "stats-dump", "dump.log", RootfsDiff.TarName, RootfsDiff.DeletedName })
         {
             string path = Path.Combine(capture.WorkDir, name);
@@ -439,16 +449,15 @@ public sealed class CheckpointPipeline(
     }
 
     /// <summary>The container's bind mounts minus the ones every container gets.</summary>
-    private static List<BindMountDump> BindMounts(JsonObject spec)
+    internal static List<BindMountDump> BindMounts(JsonObject spec)
     {
-        string[] implicitDestinations = ["/dev", "/dev/shm", "/proc", "/run", "/sys", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
         var result = new List<BindMountDump>();
         foreach (var mount in spec["mounts"]?.AsArray() ?? [])
         {
             if (mount?["type"]?.GetValue<string>() != "bind") continue;
             string destination = mount["destination"]!.GetValue<string>();
             string source = mount["source"]!.GetValue<string>();
-            if (implicitDestinations.Contains(destination) || !Path.Exists(source)) continue;
+            if (SpecDefaults.SystemMountDestinations.Contains(destination) || !Path.Exists(source)) continue;
             bool isDirectory = Directory.Exists(source);
             result.Add(new BindMountDump(source, destination, isDirectory ? "directory" : "file", (int)File.GetUnixFileMode(source)));
         }

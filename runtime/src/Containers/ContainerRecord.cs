@@ -63,7 +63,9 @@ public sealed record ContainerRecord : IRecord
 /// Where a restored container came from and where its CRIU images are until StartContainer restored it (its StartedAt
 /// is when). Kept afterwards: a later checkpoint says the container was restored.
 /// </summary>
-public sealed record ContainerRestoreState(string Archive, string ImagesDir, string CheckpointedContainerId)
+/// <param name="DumpOptions">The CRIU options of the dump, which the restore repeats (null in records written before they were kept).</param>
+public sealed record ContainerRestoreState(string Archive, string ImagesDir, string CheckpointedContainerId,
+    Checkpoint.CriuDumpOptions? DumpOptions = null)
 {
     /// <summary>
     /// Once the restore succeeded its CRIU images are not needed again, and they are as large as the container's memory.

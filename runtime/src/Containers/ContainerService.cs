@@ -55,15 +55,13 @@ public sealed class ContainerService(
             // As containerd: a group alone would silently pair with the image's user.
             throw new InvalidRequestException("run_as_group is set without run_as_user or run_as_username");
         }
-        var pod = pods.Resolve(podId) ?? throw new NotFoundException($"pod sandbox \"{podId}\" not found");
+        var pod = RequireReadyPod(podId);
         // Held until the container exists, so RemovePodSandbox cannot slip in between and orphan it.
         using var podLock = await podLocks.AcquireAsync(pod.Id, cancellationToken);
-        pod = pods.Get(pod.Id) ?? throw new NotFoundException($"pod sandbox {pod.Id} was removed");
-        if (!pod.Ready) throw new WrongStateException($"pod sandbox {pod.Id} is not ready");
-        // Its namespaces are the infra process's (and a dead pod's netns path may be gone or reused after a reboot).
-        if (!pod.IsInfraAlive()) throw new WrongStateException($"pod sandbox {pod.Id} is not ready: its infra process is gone");
+        pod = RequireReadyPod(pod.Id);
         var image = restore?.Image ?? images.Find(containerConfig.Image.Image)
             ?? throw new NotFoundException($"image \"{containerConfig.Image.Image}\" not found: pull it first");
+        CheckpointImages.RequireRootfsImage(image, $"image \"{containerConfig.Image.Image}\"");
         var volumeImages = new Dictionary<Mount, StoredImage>();
         foreach (var mount in containerConfig.Mounts.Where(ImageVolumes.IsImageVolume)) volumeImages[mount] = imageVolumes.ImageOf(mount);
         if (!handlers.TryGet(pod.RuntimeHandler, out var runtime))
@@ -123,6 +121,16 @@ public sealed class ContainerService(
             await RemoveEverythingAsync(record, CancellationToken.None);
             throw;
         }
+    }
+
+    /// <summary>The pod a container is created in: it must exist (NOT_FOUND) and be ready (FAILED_PRECONDITION).</summary>
+    public PodSandboxRecord RequireReadyPod(string podId)
+    {
+        var pod = pods.Resolve(podId) ?? throw new NotFoundException($"pod sandbox \"{podId}\" not found");
+        if (!pod.Ready) throw new WrongStateException($"pod sandbox {pod.Id} is not ready");
+        // Its namespaces are the infra process's (and a dead pod's netns path may be gone or reused after a reboot).
+        if (!pod.IsInfraAlive()) throw new WrongStateException($"pod sandbox {pod.Id} is not ready: its infra process is gone");
+        return pod;
     }
 
     /// <summary>
@@ -221,7 +229,8 @@ public sealed class ContainerService(
             pid = await monitor.CreateAsync(Launch(record, runtime) with
             {
                 RestoreImagesDir = restore.ImagesDir,
-                RuntimeOptions = ["--file-locks", .. CriuDumpOptions.From(checkpointConfig).Arguments()],
+                // The dump's options, never the daemon's current configuration: CRIU restores only what they dumped.
+                RuntimeOptions = ["--file-locks", .. (restore.DumpOptions ?? CheckpointedConnections.InferDumpOptions(CheckpointedConnections.Read(restore.ImagesDir))).Arguments()],
             }, CancellationToken.None);
         }
         catch (Exception e) when (e is ContainerCreateException or ExternalCommandException or TimeoutException)

@@ -38,6 +38,7 @@ public static class ContainerServiceRegistration
         services.AddSingleton<Restore.ContainerRestore>();
         services.AddSingleton<Restore.CheckpointImageRestore>();
         services.AddSingleton<Restore.PodRestore>();
+        services.AddSingleton<Restore.ContainerCreation>();
         services.AddSingleton<PodSandboxService>();
         return services;
     }

@@ -24,6 +24,19 @@ public sealed class CheckpointImages(ImageStore images, ContentStore content)
     public const long MaxArchiveBytes = Restore.CheckpointArchiveIntake.MaxArchiveBytes;
 
     /// <summary>
+    /// Refuses a checkpoint image where a root filesystem is wanted (a container's image, an image volume): its
+    /// layer is an archive to restore, never unpacked. The puller marks every checkpoint image with <see cref="CriONameAnnotation"/>.
+    /// </summary>
+    /// <param name="what">How the request named it, for the message.</param>
+    public static void RequireRootfsImage(StoredImage image, string what)
+    {
+        if (image.Annotations.TryGetValue(CriONameAnnotation, out string? containerName))
+        {
+            throw new InvalidRequestException($"{what} is a checkpoint of container \"{containerName}\", not a root filesystem: it can only be restored");
+        }
+    }
+
+    /// <summary>
     /// The checkpointed container's name when one of <paramref name="annotationSets"/> (index, index entry,
     /// manifest annotations, config labels) carries a checkpoint annotation; null for an ordinary image.
     /// </summary>

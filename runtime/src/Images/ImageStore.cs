@@ -103,17 +103,14 @@ public sealed partial class ImageStore : IImageLookup
     }
 
     /// <summary>The layers a root filesystem of the image stacks, bottom first; null for an unknown image.</summary>
-    /// <exception cref="InvalidRequestException">The image is a checkpoint, whose archive is restored, not mounted.</exception>
+    /// <exception cref="InvalidOperationException">The image is a checkpoint, which has no root filesystem: callers refuse it first
+    /// (<see cref="CheckpointImages.RequireRootfsImage"/>).</exception>
     public IReadOnlyList<string>? DiffIdsOf(string imageId)
     {
         lock (_gate)
         {
             var record = _records.Find(r => r.Id == imageId);
-            if (record?.Checkpoint is { } checkpoint)
-            {
-                throw new InvalidRequestException(
-                    $"image {imageId} is a checkpoint of container \"{checkpoint.ContainerName}\", not a root filesystem: it can only be restored");
-            }
+            if (record?.Checkpoint is not null) throw new InvalidOperationException($"image {imageId} is a checkpoint and has no root filesystem layers");
             return record?.DiffIds;
         }
     }

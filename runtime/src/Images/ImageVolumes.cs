@@ -24,7 +24,9 @@ public sealed class ImageVolumes(ImageStore images, LayerStore layers, ILogger<I
         if (!mount.Readonly) throw new InvalidRequestException($"image volume {mount.ContainerPath} ({name}) must be readonly");
         if (mount.HostPath.Length > 0) throw new InvalidRequestException($"image volume {mount.ContainerPath} ({name}) must not have a host_path");
         CheckSubPath(mount.ImageSubPath);
-        return images.Find(name) ?? throw new NotFoundException($"image \"{name}\" of the image volume at {mount.ContainerPath} not found: pull it first");
+        var image = images.Find(name) ?? throw new NotFoundException($"image \"{name}\" of the image volume at {mount.ContainerPath} not found: pull it first");
+        CheckpointImages.RequireRootfsImage(image, $"image \"{name}\" of the image volume at {mount.ContainerPath}");
+        return image;
     }
 
     /// <summary>The kubelet's rules for image_sub_path: relative and without "..", so only resolution could leave the image.</summary>

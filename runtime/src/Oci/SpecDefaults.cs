@@ -81,6 +81,16 @@ public static class SpecDefaults
 
     public static JsonArray Strings(IEnumerable<string> values) => new(values.Select(v => (JsonNode)JsonValue.Create(v)!).ToArray());
 
+    /// <summary>
+    /// Mount destinations every container gets from the runtime or the kubelet's pod files: a checkpoint's
+    /// bind.mounts leaves them out, and a restore does not ask the request to repeat them (CRI-O ignores the same).
+    /// </summary>
+    public static readonly IReadOnlySet<string> SystemMountDestinations = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "/proc", "/dev", "/dev/pts", "/dev/mqueue", "/dev/shm", "/dev/termination-log", "/sys", "/sys/fs/cgroup",
+        "/run", "/run/secrets", "/run/.containerenv", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts", "/etc/passwd", "/etc/group",
+    };
+
     /// <summary>The kernel filesystems every Linux container gets.</summary>
     public static JsonArray BaseMounts(bool readOnlySys) => new(
         Mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),

@@ -30,6 +30,9 @@ public sealed record ExtractedCheckpoint(
 
     private const string RootfsDiffTarName = Checkpoint.RootfsDiff.TarName;
 
+    /// <summary>The CRIU options the dump used, when the archive says (CriShim's do); null for other runtimes' archives.</summary>
+    public CriuDumpOptions? DumpOptions { get; init; }
+
     /// <summary>What the rootfs diff's OCI whiteouts remove from the image (containerd's diff has them).</summary>
     public RootfsDiffWhiteouts Whiteouts { get; init; } = RootfsDiffWhiteouts.None;
 
@@ -58,11 +61,12 @@ public static class CheckpointArchiveIntake
     /// <summary>Above any container a node restores (memory pages plus writable layer); claims beyond it are refused.</summary>
     public const long MaxArchiveBytes = 256L << 30;
 
-    private static readonly string[] JsonNames = [ConfigDumpName, SpecDumpName, BindMountsName, RootfsDiff.DeletedName, "status.dump", "status"];
+    private static readonly string[] JsonNames =
+        [ConfigDumpName, SpecDumpName, BindMountsName, RootfsDiff.DeletedName, CriuDumpOptions.FileName, "status.dump", "status"];
 
     /// <summary>The files of the archive a restore uses; others (dump.log, stats-dump, ...) are not extracted.</summary>
     private static readonly string[] ExtractedNames =
-        [ConfigDumpName, SpecDumpName, BindMountsName, RootfsDiff.DeletedName, RootfsDiff.TarName, "container.log", "io.kubernetes.cri-o.LogPath"];
+        [ConfigDumpName, SpecDumpName, BindMountsName, RootfsDiff.DeletedName, RootfsDiff.TarName, CriuDumpOptions.FileName, "container.log", "io.kubernetes.cri-o.LogPath"];
 
     /// <summary>
     /// Validates <paramref name="archivePath"/> and extracts it into <paramref name="workDir"/>, which must not
@@ -93,7 +97,10 @@ public static class CheckpointArchiveIntake
             ReadJson(workDir, ConfigDumpName, CheckpointJson.Default.CheckpointConfigDump, archivePath)!,
             ReadSpec(workDir, archivePath),
             ReadJson(workDir, BindMountsName, CheckpointJson.Default.ListBindMountDump, archivePath) ?? [],
-            (ReadJson(workDir, RootfsDiff.DeletedName, CheckpointJson.Default.ListString, archivePath) ?? []).Select(p => ContainerRelative(p, archivePath)).ToList());
+            (ReadJson(workDir, RootfsDiff.DeletedName, CheckpointJson.Default.ListString, archivePath) ?? []).Select(p => ContainerRelative(p, archivePath)).ToList())
+        {
+            DumpOptions = ReadJson(workDir, CriuDumpOptions.FileName, CheckpointJson.Default.CriuDumpOptions, archivePath),
+        };
         StateDirectory.Create(checkpoint.ImagesDir);
         return checkpoint.RootfsDiff is { } diff ? checkpoint with { Whiteouts = ScanRootfsDiff(diff, archivePath, cancellationToken) } : checkpoint;
     }

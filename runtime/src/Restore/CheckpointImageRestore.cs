@@ -1,3 +1,4 @@
+using CriShim.Runtime.Containers;
 using CriShim.Runtime.Images;
 using Runtime.V1;
 
@@ -7,13 +8,15 @@ namespace CriShim.Runtime.Restore;
 /// CreateContainer whose image is a pulled checkpoint image (see <see cref="CheckpointImages"/>): its archive
 /// layer, as a file, goes through the same restore as an archive on the host.
 /// </summary>
-public sealed class CheckpointImageRestore(CheckpointImages checkpointImages, IImageLookup images, ContainerRestore restore)
+public sealed class CheckpointImageRestore(CheckpointImages checkpointImages, IImageLookup images, ContainerRestore restore, ContainerService containers)
 {
     /// <summary>The checkpoint the image <paramref name="image"/> carries; null when it is no pulled checkpoint image.</summary>
     public CheckpointLayer? Find(string image) => checkpointImages.Find(image);
 
     public async Task<string> CreateAsync(string podId, ContainerConfig request, CheckpointLayer checkpoint, CancellationToken cancellationToken)
     {
+        // Before the archive is decompressed, which may take a while for a large one.
+        containers.RequireReadyPod(podId);
         string reference = request.Image.Image;
         string restoredFrom = images.Find(reference) is { } image ? RestoredFrom(reference, image) : reference;
         // A decompressed archive is only needed while the restore extracts it; the container keeps what it needs.

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Text.RegularExpressions;
+using CriShim.Runtime.Checkpoint;
 
 namespace CriShim.Runtime.Restore;
 
@@ -54,6 +55,14 @@ public static partial class CheckpointedConnections
         }
         return connections;
     }
+
+    /// <summary>
+    /// The CRIU options an archive that does not record them (CRI-O's, containerd's) was dumped with, as the restore
+    /// must repeat them: CRIU dumps an established TCP connection only with tcp_established, and neither runtime
+    /// passes ext_unix_sk. Never the daemon's configuration, which says nothing about how another node dumped.
+    /// </summary>
+    public static CriuDumpOptions InferDumpOptions(IReadOnlyList<CheckpointedConnection> connections) =>
+        new(TcpEstablished: connections.Count > 0, ExtUnixSk: false);
 
     /// <summary>
     /// Refuses (FAILED_PRECONDITION) a restore into a pod whose IPs lack a local address of one of the checkpoint's

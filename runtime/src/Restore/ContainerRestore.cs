@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Diagnostics;
 using CriShim.Runtime.Images;
-using CriShim.Runtime.Pods;
+using CriShim.Runtime.Oci;
 using CriShim.Runtime.Store;
 using Google.Protobuf;
 using Runtime.V1;
@@ -21,19 +21,8 @@ public sealed class ContainerRestore(
     ContainerService containers,
     IImageLookup images,
     ImagePuller puller,
-    RecordStore<PodSandboxRecord> pods,
     ILogger<ContainerRestore> logger)
 {
-    /// <summary>
-    /// Mounts every container gets from the runtime or the kubelet's pod files, which a request need not
-    /// repeat (CRI-O ignores the same ones).
-    /// </summary>
-    private static readonly HashSet<string> SystemMounts =
-    [
-        "/proc", "/dev", "/dev/pts", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/dev/shm", "/etc/resolv.conf", "/etc/hostname",
-        "/etc/hosts", "/etc/passwd", "/etc/group", "/run/secrets", "/run/.containerenv", "/dev/termination-log",
-    ];
-
     /// <summary>Whether CreateContainer's image names a checkpoint archive on the host: as CRI-O, an absolute path (no image reference starts with "/").</summary>
     public static bool NamesArchive(string image) => image.StartsWith('/');
 
@@ -46,6 +35,8 @@ public sealed class ContainerRestore(
         string? restoredFrom = null)
     {
         var clock = Stopwatch.StartNew();
+        // Before the archive is read: a wrong pod needs no extraction to be refused.
+        var pod = containers.RequireReadyPod(podId);
         // Under the checkpoint work dirs: one a crash leaves behind is removed at the next start (it has no in-flight marker).
         string workDir = Path.Combine(paths.Checkpoints, $"restore-{Guid.NewGuid():N}");
         try
@@ -53,7 +44,10 @@ public sealed class ContainerRestore(
             ExtractedCheckpoint checkpoint;
             using (PhaseLog.Time("restore extract archive", archivePath)) checkpoint = CheckpointArchiveIntake.Extract(archivePath, workDir, cancellationToken);
             CriuImageCompatibility.Check(checkpoint.ImagesDir, archivePath);
-            if (pods.Resolve(podId) is { } pod) CheckpointedConnections.RequireAddresses(CheckpointedConnections.Read(checkpoint.ImagesDir), pod.Ips, archivePath);
+            var connections = CheckpointedConnections.Read(checkpoint.ImagesDir);
+            CheckpointedNamespaces.Require(checkpoint.Spec, pod.ConfigMessage, request, archivePath);
+            CheckpointedConnections.RequireAddresses(connections, pod.Ips, archivePath);
+            var dumpOptions = checkpoint.DumpOptions ?? CheckpointedConnections.InferDumpOptions(connections);
             var (image, imageName) = await EnsureImageAsync(checkpoint, archivePath, cancellationToken);
             RequireBindMounts(checkpoint, request, image, archivePath);
             var config = RestoredConfig(request, checkpoint, imageName, archivePath);
@@ -61,7 +55,7 @@ public sealed class ContainerRestore(
             string id;
             try
             {
-                id = await containers.CreateAsync(podId, config, new RestoreSource(checkpoint, restoredFrom ?? archivePath, image), cancellationToken);
+                id = await containers.CreateAsync(podId, config, new RestoreSource(checkpoint, restoredFrom ?? archivePath, image, dumpOptions), cancellationToken);
             }
             catch
             {
@@ -98,7 +92,7 @@ public sealed class ContainerRestore(
     }
 
     /// <summary>CRIU recreates the dump's mounts: each bind mount must come from the request (its source may differ), else FAILED_PRECONDITION.</summary>
-    private static void RequireBindMounts(ExtractedCheckpoint checkpoint, ContainerConfig request, StoredImage image, string archivePath)
+    internal static void RequireBindMounts(ExtractedCheckpoint checkpoint, ContainerConfig request, StoredImage image, string archivePath)
     {
         var provided = new HashSet<string>(request.Mounts.Select(m => Clean(m.ContainerPath)).Concat(image.Config.Volumes.Select(Clean)), StringComparer.Ordinal);
         var missing = new List<string>();
@@ -106,7 +100,7 @@ public sealed class ContainerRestore(
         {
             if (mount is not JsonObject m || Text(m["type"]) != "bind") continue;
             string destination = Clean(Text(m["destination"]) ?? "");
-            if (destination.Length > 0 && !SystemMounts.Contains(destination) && !provided.Contains(destination)) missing.Add(destination);
+            if (destination.Length > 0 && !SpecDefaults.SystemMountDestinations.Contains(destination) && !provided.Contains(destination)) missing.Add(destination);
         }
         if (missing.Count > 0)
         {

@@ -99,16 +99,18 @@ public sealed class PodRestore(PodSandboxService sandboxes, ContainerRestore res
     }
 
     /// <summary>
-    /// Each container config against its archive's config.dump and spec.dump (see <see cref="CheckpointedContainerMatch"/>),
-    /// before anything is created.
+    /// Each container config against its archive's config.dump and spec.dump (see <see cref="CheckpointedContainerMatch"/>
+    /// and <see cref="CheckpointedNamespaces"/>), before anything is created.
     /// </summary>
     /// <exception cref="InvalidRequestException">A config names another image or command, or an archive's dumps are unreadable.</exception>
+    /// <exception cref="WrongStateException">The sandbox's network mode or a config's pid mode is not the checkpoint's.</exception>
     public static void RequireCheckpointedContainers(Plan plan, IImageLookup images, CancellationToken cancellationToken)
     {
         foreach (var (config, archive) in plan.Containers)
         {
             var (dump, spec) = CheckpointArchiveIntake.ReadDumps(archive, cancellationToken);
             CheckpointedContainerMatch.Require(config, dump, spec, images, archive);
+            CheckpointedNamespaces.Require(spec, plan.SandboxConfig, config, archive);
         }
     }
 

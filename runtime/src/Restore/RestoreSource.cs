@@ -1,4 +1,5 @@
 using CriShim.NativeInterop;
+using CriShim.Runtime.Checkpoint;
 using CriShim.Runtime.Containers;
 using CriShim.Runtime.Images;
 
@@ -9,7 +10,8 @@ namespace CriShim.Runtime.Restore;
 /// image alone: the checkpointed image, the changes for its writable layer, its log and CRIU images.
 /// </summary>
 /// <param name="restoredFrom">The checkpoint as the request named it: the archive's path, or the image that carried it.</param>
-public sealed class RestoreSource(ExtractedCheckpoint checkpoint, string restoredFrom, StoredImage image)
+/// <param name="dumpOptions">The CRIU options the dump used, which the restore passes again.</param>
+public sealed class RestoreSource(ExtractedCheckpoint checkpoint, string restoredFrom, StoredImage image, CriuDumpOptions dumpOptions)
 {
     /// <summary>The name of the CRIU image dir inside the container's state dir.</summary>
     public const string ImagesDirName = "checkpoint";
@@ -98,6 +100,6 @@ public sealed class RestoreSource(ExtractedCheckpoint checkpoint, string restore
         string imagesDir = Path.Combine(containerDir, ImagesDirName);
         Directory.Move(checkpoint.ImagesDir, imagesDir);
         if (checkpoint.Log is { } log) File.Copy(log, logPath, overwrite: true);
-        return new ContainerRestoreState(restoredFrom, imagesDir, checkpoint.Config.Id);
+        return new ContainerRestoreState(restoredFrom, imagesDir, checkpoint.Config.Id, DumpOptions: dumpOptions);
     }
 }

@@ -11,13 +11,7 @@ public sealed partial class RuntimeServiceEndpoint
     {
         RequireId(request.PodSandboxId, "pod_sandbox_id");
         if (request.Config is null) throw new InvalidRequestException("CreateContainer needs a config");
-        string image = request.Config.Image?.Image ?? "";
-        string id = CriShim.Runtime.Restore.ContainerRestore.NamesArchive(image)
-            ? await restores.CreateFromArchiveAsync(request.PodSandboxId, request.Config, image, context.CancellationToken)
-            : imageRestores.Find(image) is { } checkpoint
-                ? await imageRestores.CreateAsync(request.PodSandboxId, request.Config, checkpoint, context.CancellationToken)
-                : await containers.CreateAsync(request.PodSandboxId, request.Config, context.CancellationToken);
-        return new CreateContainerResponse { ContainerId = id };
+        return new CreateContainerResponse { ContainerId = await creation.CreateAsync(request.PodSandboxId, request.Config, context.CancellationToken) };
     }
 
     public override async Task<StartContainerResponse> StartContainer(StartContainerRequest request, ServerCallContext context)

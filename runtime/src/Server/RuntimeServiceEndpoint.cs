@@ -23,8 +23,7 @@ public sealed partial class RuntimeServiceEndpoint(
     PodCheckpoint podCheckpoints,
     CriShim.Runtime.Stats.StatsService stats,
     CriShim.Runtime.Events.ContainerEventBus events,
-    CriShim.Runtime.Restore.ContainerRestore restores,
-    CriShim.Runtime.Restore.CheckpointImageRestore imageRestores,
+    CriShim.Runtime.Restore.ContainerCreation creation,
     CriShim.Runtime.Restore.PodRestore podRestores) : RuntimeService.RuntimeServiceBase
 {
     public override Task<VersionResponse> Version(VersionRequest request, ServerCallContext context) =>

@@ -88,7 +88,9 @@ public sealed class CheckpointImagesTests : IDisposable
         Assert.Empty(_layers.DiffIds);
         Assert.Equal("counter", stored.Annotations[CheckpointImages.CriONameAnnotation]);
         Assert.Single(_images.List());
-        Assert.Throws<InvalidRequestException>(() => _images.DiffIdsOf(stored.Id));
+        Assert.Throws<InvalidOperationException>(() => _images.DiffIdsOf(stored.Id));
+        Assert.Contains("is a checkpoint of container \"counter\", not a root filesystem",
+            Assert.Throws<InvalidRequestException>(() => CheckpointImages.RequireRootfsImage(stored, "image x")).Message);
         var checkpoints = new CheckpointImages(_images, _content);
         var layer = checkpoints.Find(Repository + ":latest");
         Assert.NotNull(layer);

@@ -26,6 +26,25 @@ public sealed class BindMountSourceTests : IDisposable
         return config;
     }
 
+    /// <summary>One list of system mounts serves both sides: what the dump leaves out of bind.mounts, the restore does not ask for.</summary>
+    [Fact]
+    public void TheCheckpointAndTheRestoreSkipTheSameSystemMounts()
+    {
+        string source = Directory.CreateDirectory(Path.Combine(_dir, "source")).FullName;
+        var spec = new JsonObject
+        {
+            ["mounts"] = new JsonArray([.. new[] { "/data", "/run", "/run/secrets", "/dev/termination-log", "/etc/hosts" }.Select(destination =>
+                (JsonNode)new JsonObject { ["destination"] = destination, ["type"] = "bind", ["source"] = source })]),
+        };
+
+        Assert.Equal(["/data"], CheckpointPipeline.BindMounts(spec).Select(m => m.Destination));
+        var image = new CriShim.Runtime.Images.StoredImage("sha256:1", [], [], 0, new CriShim.Runtime.Images.ImageRuntimeConfig([], [], [], "", "", "", [], new Dictionary<string, string>()), false, new Dictionary<string, string>());
+        var checkpoint = Dumped() with { Spec = spec };
+        ContainerRestore.RequireBindMounts(checkpoint, Config(("/data", source)), image, "/a.tar");
+        var e = Assert.Throws<WrongStateException>(() => ContainerRestore.RequireBindMounts(checkpoint, Config(), image, "/a.tar"));
+        Assert.EndsWith("expects these bind mounts in the container config: /data", e.Message);
+    }
+
     [Fact]
     public void TheArchiveChoosesOnlyFileOrDirectoryNotTheHostModes()
     {

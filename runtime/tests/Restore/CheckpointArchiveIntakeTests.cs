@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text;
+using CriShim.Runtime.Checkpoint;
 using CriShim.Runtime.Restore;
 
 namespace CriShim.Runtime.Tests.Restore;
@@ -62,6 +63,22 @@ public class CheckpointArchiveIntakeTests : IDisposable
         Assert.True(CheckpointArchiveIntake.IsGzip(checkpoint.RootfsDiff!));
         using var diff = new TarReader(CheckpointArchiveIntake.OpenRootfsDiff(checkpoint.RootfsDiff!));
         Assert.Equal("etc/added", diff.GetNextEntry()!.Name);
+    }
+
+    [Fact]
+    public void ReadsTheDumpsCriuOptionsWhenTheArchiveRecordsThemAndRefusesMalformedOrHugeOnes()
+    {
+        Assert.Null(CheckpointArchiveIntake.Extract(Archive(), Path.Combine(_dir, "work0"), CancellationToken.None).DumpOptions);
+        string recorded = Archive(File(CriuDumpOptions.FileName, """{"tcpEstablished":true,"extUnixSk":false}"""u8.ToArray()));
+        Assert.Equal(new CriuDumpOptions(TcpEstablished: true, ExtUnixSk: false),
+            CheckpointArchiveIntake.Extract(recorded, Path.Combine(_dir, "work1"), CancellationToken.None).DumpOptions);
+
+        var e = Assert.Throws<InvalidRequestException>(() => CheckpointArchiveIntake.Extract(
+            Archive(File(CriuDumpOptions.FileName, """{"tcpEstablished":"yes"}"""u8.ToArray())), Path.Combine(_dir, "work2"), CancellationToken.None));
+        Assert.Contains($"{CriuDumpOptions.FileName} is not valid JSON", e.Message);
+        e = Assert.Throws<InvalidRequestException>(() => CheckpointArchiveIntake.Extract(
+            Archive(File(CriuDumpOptions.FileName, new byte[CheckpointArchiveIntake.MaxJsonBytes + 1])), Path.Combine(_dir, "work3"), CancellationToken.None));
+        Assert.Contains($"{CriuDumpOptions.FileName} claims", e.Message);
     }
 
     [Fact]

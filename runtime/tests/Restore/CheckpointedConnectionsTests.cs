@@ -1,3 +1,4 @@
+using CriShim.Runtime.Checkpoint;
 using System.Buffers.Binary;
 using System.Net;
 using CriShim.Runtime.Restore;
@@ -99,6 +100,15 @@ public class CheckpointedConnectionsTests : IDisposable
 
         Assert.Equal(["10.126.63.2:9000 -> 10.126.63.2:45280", "10.126.63.2:45280 -> 10.126.63.2:9000", "127.0.0.1:8080 -> 127.0.0.1:41000"],
             connections.Select(c => c.ToString()));
+    }
+
+    [Fact]
+    public void AnArchiveWithoutRecordedOptionsIsRestoredWithTcpEstablishedExactlyWhenItHoldsConnections()
+    {
+        FilesImage(RegularFile(), InetSocket(10, 10, "::", 9000, "::", 0));
+        Assert.Equal(new CriuDumpOptions(TcpEstablished: false, ExtUnixSk: false), CheckpointedConnections.InferDumpOptions(CheckpointedConnections.Read(_dir)));
+        FilesImage(InetSocket(2, 1, "127.0.0.1", 45280, "127.0.0.1", 9000));
+        Assert.Equal(["--tcp-established"], CheckpointedConnections.InferDumpOptions(CheckpointedConnections.Read(_dir)).Arguments());
     }
 
     [Fact]

@@ -64,7 +64,8 @@ public class CheckpointedContainerMatchTests : IDisposable
     }
 
     private static readonly System.Text.Json.Nodes.JsonObject Spec =
-        (System.Text.Json.Nodes.JsonObject)System.Text.Json.Nodes.JsonNode.Parse("""{"process":{"args":["/bin/counter","-n","5"]}}""")!;
+        (System.Text.Json.Nodes.JsonObject)System.Text.Json.Nodes.JsonNode.Parse(
+            """{"process":{"args":["/bin/counter","-n","5"]},"linux":{"namespaces":[{"type":"network","path":"/var/run/netns/x"},{"type":"pid"}]}}""")!;
 
     private static ContainerConfig Config(string image, string[] command, string[] args)
     {
@@ -124,6 +125,13 @@ public class CheckpointedContainerMatchTests : IDisposable
         var e = Assert.Throws<InvalidRequestException>(() => PodRestore.RequireCheckpointedContainers(Plan(Config("localhost:5000/tools/busybox:1.36", ["sh"], [])), NoImages, CancellationToken.None));
         Assert.Contains("container_configs \"app\": command [\"sh\"]", e.Message);
         Assert.Equal(["app.tar"], Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName));
+        var hostNetwork = new PodSandboxConfig
+        {
+            Linux = new LinuxPodSandboxConfig { SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Node } } },
+        };
+        var mismatch = Assert.Throws<WrongStateException>(() => PodRestore.RequireCheckpointedContainers(
+            new PodRestore.Plan(hostNetwork, [(Config($"localhost:5000/tools/busybox@{ManifestDigest}", [], []), archive)]), NoImages, CancellationToken.None));
+        Assert.Contains("the host's network namespace (NODE)", mismatch.Message);
 
         File.WriteAllText(archive, "not a tar");
         Assert.Throws<InvalidRequestException>(() => PodRestore.RequireCheckpointedContainers(Plan(Config("", [], [])), NoImages, CancellationToken.None));
