@@ -330,10 +330,12 @@ public sealed class ContainerService(
 
     private async Task StopLockedAsync(ContainerRecord record, long timeoutSeconds, CancellationToken cancellationToken)
     {
+        // The CRI's int64 seconds may exceed what a TimeSpan holds: such a grace period is as long as one can wait.
+        var grace = TimeSpan.FromSeconds(Math.Min(timeoutSeconds, (long)TimeSpan.MaxValue.TotalSeconds));
         var settling = Stopwatch.StartNew();
-        record = await exits.SettleInterruptedStartAsync(record, TimeSpan.FromSeconds(timeoutSeconds), cancellationToken);
+        record = await exits.SettleInterruptedStartAsync(record, grace, cancellationToken);
         // The grace period is the stop's whole budget: what waiting for a restore took of it is spent.
-        timeoutSeconds = Math.Max(0, timeoutSeconds - (long)settling.Elapsed.TotalSeconds);
+        grace -= settling.Elapsed;
         record = await exits.ReconcileWithRuntimeAsync(record, cancellationToken);
         if (record.State == ContainerState.ContainerExited) return;
         var runtime = handlers.Of(record.RuntimeHandler);
@@ -342,10 +344,10 @@ public sealed class ContainerService(
             // Never started: there is no user process to be gentle with.
             await runtime.KillAsync(record.Id, Signals.Kill, all: true, CancellationToken.None);
         }
-        else if (timeoutSeconds > 0)
+        else if (grace > TimeSpan.Zero)
         {
             await runtime.KillAsync(record.Id, Signals.Parse(record.StopSignal), all: false, CancellationToken.None);
-            if (await WaitForExitAsync(record, TimeSpan.FromSeconds(timeoutSeconds), cancellationToken)) return;
+            if (await WaitForExitAsync(record, grace, cancellationToken)) return;
             logger.LogInformation("container {Id} ignored {Signal} for {Timeout}s; killing it", record.Id, record.StopSignal, timeoutSeconds);
         }
         await runtime.KillAsync(record.Id, Signals.Kill, all: true, CancellationToken.None);

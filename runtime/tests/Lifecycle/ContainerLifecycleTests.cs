@@ -36,6 +36,19 @@ public sealed class ContainerLifecycleTests : IDisposable
     }
 
     [Fact]
+    public async Task AStopTimeoutBeyondWhatATimeSpanHoldsIsAGracePeriodNotAnError()
+    {
+        _services.CreatedContainer("c1");
+        await _services.Containers.StartAsync("c1", CancellationToken.None);
+
+        // The CRI's timeout is int64 seconds: the fuzzer's long.MaxValue was an INTERNAL overflow.
+        await _services.Containers.StopAsync("c1", long.MaxValue, CancellationToken.None);
+
+        Assert.Equal(ContainerState.ContainerExited, _services.Lookup.Get("c1").State);
+        Assert.Equal(["runtime.start c1", $"runtime.kill c1 {Signals.Parse("SIGTERM")}"], _services.Log.Calls);
+    }
+
+    [Fact]
     public async Task StartAndExitAreStampedWithTheClockAndSoAreTheirEvents()
     {
         _services.CreatedContainer("c1");
