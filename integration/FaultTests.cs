@@ -461,8 +461,10 @@ public class FaultTests(RegistryFixture registry)
             Assert.False(await RuntimeKnowsAsync(second, orphaned));
             Assert.True(Directory.Exists(RestoreImages(dirs, orphaned)), "the CRIU images of a restore that did not happen are gone");
 
-            // The restored process outlived its conmon: RUNNING as the runtime says, and the stop records conmon's death.
-            Assert.Equal(ContainerState.ContainerRunning, (await second.StatusAsync(restored)).State);
+            // The restored process outlived its conmon: RUNNING as the runtime says (once the start-up scan, which settles
+            // the interrupted starts one after another, reaches it), and the stop records conmon's death.
+            await Cri.WaitUntilAsync(async () => (await second.StatusAsync(restored)).State == ContainerState.ContainerRunning, TimeSpan.FromSeconds(20),
+                "the finished restore to be settled RUNNING");
             var state = RuntimeState(second, "runc", restored);
             int init = state.GetProperty("pid").GetInt32();
             Assert.Equal(init, await NodeFaults.InitPidAsync(second, restored));
