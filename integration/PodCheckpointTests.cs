@@ -279,7 +279,9 @@ public class PodCheckpointTests(RegistryFixture registry)
         await AssertRunningAndTickingAsync(daemon, ids);
         Console.WriteLine($"clean-up done {clock.Elapsed.TotalSeconds:0.000} s after the call started");
         Assert.Empty(Directory.GetFileSystemEntries(output));
-        Assert.Contains($"pod {pod.Id} thawed", daemon.Output);
+        // The line comes once the work dirs are removed and the locks released, which follows the thaw the ticking shows.
+        await Cri.WaitUntilAsync(() => Task.FromResult(daemon.Output.Contains($"pod {pod.Id} thawed")), TimeSpan.FromSeconds(30),
+            "the abandoned cut's clean-up to be logged");
         // The locks were released: the pod can be checkpointed afterwards.
         await daemon.Runtime.CheckpointPodAsync(Request(pod.Id, output, ids), deadline: DateTime.UtcNow.AddSeconds(300));
         Assert.Equal(3, Directory.GetFiles(output).Length);
