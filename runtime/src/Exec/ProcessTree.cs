@@ -52,16 +52,16 @@ public static class ProcessTree
 
     private static string[] Arguments(int pid)
     {
+        // Every process is looked at: one pooled buffer and three system calls each (PseudoFiles), not a new 64 KiB array.
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(CommandLineLimit);
         try
         {
-            using var file = File.OpenRead($"/proc/{pid}/cmdline");
-            var buffer = new byte[CommandLineLimit];
-            int length = file.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
-            return System.Text.Encoding.UTF8.GetString(buffer, 0, length).Split('\0');
+            int length = NativeInterop.PseudoFiles.Read($"/proc/{pid}/cmdline", buffer.AsSpan(0, CommandLineLimit));
+            return length < 0 ? [] : System.Text.Encoding.UTF8.GetString(buffer, 0, length).Split('\0'); // -1: ended while we looked.
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        finally
         {
-            return []; // Ended while we looked.
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
